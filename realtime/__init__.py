@@ -1,0 +1,1 @@
+"""Live path: input loops, clock and scheduler, streaming engine, MIDI/OSC outputs, preview."""

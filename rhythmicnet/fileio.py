@@ -1,0 +1,61 @@
+"""Atomic file writing: output appears whole or not at all (temp file in the same folder + rename).
+
+Used for every output the program writes, so Ctrl-C or a crash never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from rhythmicnet.errors import OutputError
+
+
+def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` if needed and check it is writable; raise OutputError naming it otherwise."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{p}: cannot create output folder ({e.strerror or e})") from e
+    if not p.is_dir():
+        raise OutputError(f"{p}: output path exists and is not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise OutputError(f"{p}: output folder is not writable")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.
+
+    The temporary name keeps the target's suffix, so writers that pick a format from the
+    extension (matplotlib, numpy, ffmpeg) still work.
+    """
+    target = Path(target)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    except OSError as e:
+        raise OutputError(f"{target}: cannot write ({e.strerror or e})") from e
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
+def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:
+    return write_bytes_atomic(target, text.encode("utf-8"))
