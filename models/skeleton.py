@@ -47,8 +47,8 @@ COCO17_EDGES: tuple[tuple[int, int], ...] = (
     (0, 5), (0, 6),  # head to shoulders
 )  # fmt: skip
 
-#: The graph centre for the spatial partition: the torso has no single COCO joint, use the nose's
-#: neighbourhood as ST-GCN does for COCO-18's neck; hops are counted from the shoulders' midpoint.
+#: The graph centre for the spatial partition. COCO-17 has no neck joint (ST-GCN's centre for
+#: COCO-18), so a joint's distance to the centre is its hop count to the nearer shoulder.
 CENTRE_JOINTS: tuple[int, ...] = (5, 6)
 
 HIP_JOINTS: tuple[int, int] = (11, 12)
@@ -86,9 +86,11 @@ def spatial_partition(max_hop: int = 1) -> np.ndarray:
     A neighbour j of i is centripetal when it is closer (in hops) to the body centre than i,
     centrifugal when further, and part of the root subset when equally close.
 
+    Convention: ``A[k, j, i]`` weighs source joint j into output joint i (x_out[i] = sum_j x[j] A[k, j, i]).
+
     Returns:
-        (K=3, V, V) float32 stack of normalised adjacency matrices; summed they give the
-        normalised adjacency with self loops.
+        (K=3, V, V) float32 stack (root, centripetal, centrifugal) of normalised adjacency matrices;
+        summed they give the column-normalised adjacency with self loops.
     """
     a = adjacency()
     v = a.shape[0]
@@ -105,7 +107,7 @@ def spatial_partition(max_hop: int = 1) -> np.ndarray:
                 continue
             if centre_dist[j] == centre_dist[i]:
                 root[j, i] = norm[j, i]
-            elif centre_dist[j] > centre_dist[i]:
+            elif centre_dist[j] < centre_dist[i]:
                 close[j, i] = norm[j, i]
             else:
                 far[j, i] = norm[j, i]

