@@ -58,7 +58,8 @@ def _match_times(events: np.ndarray, targets: np.ndarray, tol: float) -> tuple[i
 def evaluate_detectors(seeds: tuple[int, ...] = (1, 2, 3, 4), duration_s: float = 60.0, jerks_per_clip: int = 8,
                        bounce_px: float = 3.0, style_tol_s: float = 0.17) -> list[DetectorScore]:
     """Score the three detectors on ``len(seeds)`` synthetic clips."""
-    acc: dict[str, list[float]] = {k: [0, 0, 0, 0.0] for k in ("style (offline)", "style (causal)", "movement onset")}
+    names = ("style (offline)", "style (causal)", "movement onset")
+    acc: dict[str, list[float]] = {k: [0.0, 0.0, 0.0, 0.0] for k in names}  # hits, targets, false alarms, minutes
     timing: dict[str, list[float]] = {k: [] for k in acc}
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -90,8 +91,8 @@ def evaluate_detectors(seeds: tuple[int, ...] = (1, 2, 3, 4), duration_s: float 
         a[2] += sum(1 for o in onsets if not np.any((o - mover.jerk_frames >= 0) & (o - mover.jerk_frames <= 2)))
         a[3] += duration_s / 60
     out = []
-    for name, (hits, n, fa, minutes) in acc.items():
+    for name, (n_hit, n_target, n_fa, minutes) in acc.items():
         unit = "frames latency" if name == "movement onset" else "s mean |error|"
         t = float(np.mean(timing[name])) if timing[name] else float("nan")
-        out.append(DetectorScore(name, int(hits), int(n), int(fa), float(minutes), t, unit))
+        out.append(DetectorScore(name, int(n_hit), int(n_target), int(n_fa), float(minutes), t, unit))
     return out
