@@ -86,20 +86,23 @@ def fill_gaps(seq: KeypointSequence, max_gap_s: float = MAX_GAP_S) -> KeypointSe
 
 
 def resample(seq: KeypointSequence, fps: float = MODEL_FPS) -> KeypointSequence:
-    """Resample to a uniform ``fps`` grid by timestamps (linear), starting at ``times[0]``.
+    """Resample to a uniform ``fps`` grid by timestamps, starting at ``times[0]``.
 
-    A target sample between two frames is seen only when both neighbours are (confidence is the
-    lower of the two, linearly weighted positions); outside the observed range nothing is invented.
-    Returns times relative to the first frame, so ``times[0] == 0``.
+    Positions are interpolated linearly, except when upsampling (source rate below ``fps``): then each
+    joint's runs of seen frames use a natural cubic spline, because linear interpolation of a slow
+    source puts an acceleration spike on every source frame — a fake rhythm at the source rate that
+    the kinematic offsets and the beat tracker would lock on to. A target sample between two frames is
+    seen only when both neighbours are (confidence is the lower of the two); outside the observed
+    range nothing is invented. Returns times relative to the first frame, so ``times[0] == 0``.
     """
     if seq.num_frames == 0:
         return seq
     t = seq.times - seq.times[0]
     n = int(np.floor(t[-1] * fps + 1e-6)) + 1
     tq = np.arange(n, dtype=np.float64) / fps
-    idx = np.clip(np.searchsorted(t, tq, side="right") - 1, 0, max(len(t) - 2, 0))
     if len(t) == 1:
         return KeypointSequence(seq.keypoints.copy(), seq.confidence.copy(), tq, seq.image_size)
+    idx = np.clip(np.searchsorted(t, tq, side="right") - 1, 0, len(t) - 2)
     t0, t1 = t[idx], t[idx + 1]
     w = np.clip((tq - t0) / np.maximum(t1 - t0, 1e-12), 0.0, 1.0)
     k0, k1 = seq.keypoints[idx], seq.keypoints[idx + 1]
@@ -108,7 +111,31 @@ def resample(seq: KeypointSequence, fps: float = MODEL_FPS) -> KeypointSequence:
     # Exactly on a frame (w == 0 or 1), take that frame's confidence; between frames both must be seen.
     both = np.minimum(c0, c1)
     conf = np.where(w[:, None] <= 1e-9, c0, np.where(w[:, None] >= 1 - 1e-9, c1, both))
+    if seq.fps < 0.9 * fps:
+        kp = _spline_upsample(t, seq.keypoints, seq.confidence, tq, kp)
     return KeypointSequence(kp.astype(np.float32), conf.astype(np.float32), tq, seq.image_size)
+
+
+def _seen_runs(seen: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) index ranges of consecutive True values."""
+    edges = np.diff(np.concatenate([[0], seen.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def _spline_upsample(t: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray, tq: np.ndarray,
+                     linear: np.ndarray) -> np.ndarray:
+    """Replace linear values by a natural cubic spline inside each joint's runs of >= 3 seen frames."""
+    from scipy.interpolate import CubicSpline
+
+    out = linear.copy()
+    for j in range(keypoints.shape[1]):
+        for a, b in _seen_runs(confidence[:, j] > 0):
+            if b - a < 3:
+                continue
+            inside = (tq >= t[a]) & (tq <= t[b - 1])
+            spline = CubicSpline(t[a:b], keypoints[a:b, j].astype(np.float64), axis=0, bc_type="natural")
+            out[inside, j] = spline(tq[inside])
+    return out
 
 
 def prepare_for_model(seq: KeypointSequence, fps: float = MODEL_FPS) -> KeypointSequence:

@@ -17,6 +17,8 @@ from rhythmicnet.errors import OutputError
 def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
     """Create ``path`` if needed and check it is writable; raise OutputError naming it otherwise."""
     p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"{p}: output path exists and is not a folder")
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as e:
