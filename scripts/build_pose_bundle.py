@@ -23,7 +23,9 @@ mediapipe 1.2.3 still ships ``mediapipe.tasks.python.metadata.metadata_writers``
 compiled ``_pywrap_metadata_version`` module it needs (``import`` fails with
 ``No module named 'mediapipe.tasks.cc'``), so the metadata step runs in a child process with the
 0.10.21 wheel unpacked into a throwaway folder first on ``PYTHONPATH``. The installed mediapipe is
-never touched.
+never touched. (Importing 0.10.21 next to a newer protobuf prints one harmless line,
+``AttributeError: 'MessageFactory' object has no attribute 'GetPrototype'``; the metadata writer
+does not use that code path.)
 
 Steps
 -----
@@ -58,6 +60,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "models" / "assets" / "pose_landmarker_full.task"
@@ -79,7 +82,7 @@ _LICENCE = "Apache License 2.0 (https://www.apache.org/licenses/LICENSE-2.0)"
 _AUTHOR = "Google LLC (MediaPipe), taken from the mediapipe 0.10.21 wheel"
 
 #: What the child process writes into each model (see module docstring).
-METADATA = {
+METADATA: dict[str, dict[str, Any]] = {
     "pose_detector.tflite": {
         "name": "BlazePose person detector",
         "description": "Detects people (box + alignment keypoints) for the BlazePose GHUM 3D pose landmarker.",

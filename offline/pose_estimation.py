@@ -1,0 +1,472 @@
+"""Video file -> COCO-17 keypoints of one performer, with mediapipe's PoseLandmarker (offline, CPU).
+
+``extract_keypoints(video)`` decodes the video with OpenCV, runs mediapipe's BlazePose GHUM 3D
+"full" landmarker (the bundle ``rhythmicnet/models/assets/pose_landmarker_full.task``, built by
+``scripts/build_pose_bundle.py``; nothing is ever downloaded) in VIDEO mode, keeps one performer
+(see :class:`PerformerTracker`) and maps mediapipe's 33 landmarks to COCO-17 in pixels.
+``load_or_extract(video, cache)`` does the same behind a ``.npz`` cache keyed on the video's content.
+
+Output (:class:`~rhythmicnet.models.keypoints.KeypointSequence`): keypoints float32 (T, 17, 2) in
+pixels (x right, y down, aspect ratio kept), confidence float32 (T, 17) = landmark visibility in
+[0, 1] (all 0 in frames without the performer, keypoints 0 there), times float64 (T,) seconds from
+the first frame, image_size (width, height).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import sys
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TextIO
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from rhythmicnet.errors import InputError, NoPersonError, WeightsError
+from rhythmicnet.fileio import ensure_output_dir
+from rhythmicnet.models.keypoints import KeypointSequence
+from rhythmicnet.models.skeleton import MEDIAPIPE_TO_COCO17, NUM_JOINTS
+
+POSE_BUNDLE_NAME = "pose_landmarker_full.task"
+#: Bump when the extraction or tracking rule changes: cached keypoints are then recomputed.
+EXTRACTOR_VERSION = 1
+#: Bytes of the video hashed for the cache key (plus the file size).
+CACHE_HEAD_BYTES = 1 << 20
+
+_MP_TORSO = (11, 12, 23, 24)  # mediapipe shoulders and hips
+_MAP = np.asarray(MEDIAPIPE_TO_COCO17, dtype=np.intp)
+
+
+# --------------------------------------------------------------------------------------------------
+# Choosing and following one performer
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoseCandidate:
+    """One detected person in one frame, in pixels. ``landmarks``: (33, 2); ``visibility``: (33,)."""
+
+    landmarks: np.ndarray
+    visibility: np.ndarray
+
+    @property
+    def box(self) -> np.ndarray:
+        """Landmark bounding box (x0, y0, x1, y1)."""
+        return np.concatenate([self.landmarks.min(axis=0), self.landmarks.max(axis=0)])
+
+    @property
+    def centre(self) -> np.ndarray:
+        """Torso centre: the mean of both shoulders and both hips. Shape: (2,)."""
+        return self.landmarks[list(_MP_TORSO)].mean(axis=0)
+
+    @property
+    def torso_length(self) -> float:
+        """Shoulder-midpoint to hip-midpoint distance in pixels."""
+        sh = self.landmarks[[11, 12]].mean(axis=0)
+        hp = self.landmarks[[23, 24]].mean(axis=0)
+        return float(np.linalg.norm(sh - hp))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+@dataclass
+class PerformerTracker:
+    """Keeps one performer through a video; never switches to somebody else.
+
+    Rule:
+
+    1. **Start**: in the first frame with any detection, take the person with the highest
+       ``sqrt(box_area / image_area) * (1 - d)``, where ``d`` is the distance from the box centre
+       to the image centre divided by half the image diagonal: the largest, most central person.
+    2. **Follow**: in every later frame, a candidate is eligible only if its torso centre (mean of
+       shoulders and hips) lies within a *gate* of the performer's last seen torso centre. The gate
+       is measured in torso lengths (median shoulder-hip distance over the last ``history`` matched
+       frames, at least ``min_scale_frac`` of the image diagonal): ``gate_base`` right after the
+       last match, widening by ``gate_growth_per_s`` per second the performer stays unseen, capped
+       at ``gate_max`` (a person occluded or mis-detected for a moment may have moved a little,
+       never across the scene). Among eligible candidates the one with the lowest
+       ``distance / torso - IoU(box, last box)`` wins; with none eligible the frame has no performer.
+    3. **Never jump**: a performer lost for good (left the frame, a hard cut) stays lost unless a
+       detection reappears within the capped gate of where they were last seen; nobody else is
+       ever picked up, so such frames keep confidence 0.
+
+    Streaming form: ``reset()``, then ``update(candidates, t)`` per frame (causal).
+    """
+
+    image_size: tuple[int, int]
+    gate_base: float = 1.0
+    gate_growth_per_s: float = 2.0
+    gate_max: float = 2.0
+    history: int = 30
+    min_scale_frac: float = 0.02
+    last_box: np.ndarray | None = field(default=None, init=False)
+    last_centre: np.ndarray | None = field(default=None, init=False)
+    last_time: float | None = field(default=None, init=False)
+    torso_lengths: deque[float] = field(default_factory=deque, init=False)
+
+    def reset(self) -> None:
+        self.last_box = None
+        self.last_centre = None
+        self.last_time = None
+        self.torso_lengths.clear()
+
+    @property
+    def started(self) -> bool:
+        return self.last_centre is not None
+
+    def _scale(self) -> float:
+        w, h = self.image_size
+        floor = self.min_scale_frac * math.hypot(w, h)
+        med = float(np.median(self.torso_lengths)) if self.torso_lengths else 0.0
+        return max(med, floor)
+
+    def gate(self, t: float) -> float:
+        """The gate radius in pixels at time ``t`` (seconds)."""
+        lost_s = max(0.0, t - (self.last_time if self.last_time is not None else t))
+        return min(self.gate_max, self.gate_base + self.gate_growth_per_s * lost_s) * self._scale()
+
+    def _initial(self, candidates: Sequence[PoseCandidate]) -> int:
+        w, h = self.image_size
+        centre = np.array([w / 2.0, h / 2.0])
+        half_diag = 0.5 * math.hypot(w, h)
+        scores = []
+        for c in candidates:
+            box = c.box
+            area = max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+            d = float(np.linalg.norm((box[:2] + box[2:]) / 2.0 - centre)) / half_diag
+            scores.append(math.sqrt(area / (w * h)) * max(0.0, 1.0 - d))
+        return int(np.argmax(scores))
+
+    def _accept(self, c: PoseCandidate, t: float) -> None:
+        self.last_box = c.box
+        self.last_centre = c.centre
+        self.last_time = t
+        self.torso_lengths.append(c.torso_length)
+        while len(self.torso_lengths) > self.history:
+            self.torso_lengths.popleft()
+
+    def update(self, candidates: Sequence[PoseCandidate], t: float) -> int | None:
+        """Index of the performer among this frame's ``candidates`` (or None). ``t`` in seconds."""
+        if not candidates:
+            return None
+        if not self.started:
+            idx = self._initial(candidates)
+        else:
+            assert self.last_centre is not None and self.last_box is not None
+            gate = self.gate(t)
+            scale = self._scale()
+            best, best_cost = None, math.inf
+            for i, c in enumerate(candidates):
+                dist = float(np.linalg.norm(c.centre - self.last_centre))
+                if dist > gate:
+                    continue
+                cost = dist / scale - _iou(c.box, self.last_box)
+                if cost < best_cost:
+                    best, best_cost = i, cost
+            if best is None:
+                return None
+            idx = best
+        self._accept(candidates[idx], t)
+        return idx
+
+
+# --------------------------------------------------------------------------------------------------
+# mediapipe
+# --------------------------------------------------------------------------------------------------
+
+
+def pose_bundle_bytes() -> bytes:
+    """The bundled PoseLandmarker model (``rhythmicnet.models`` package data); never downloads."""
+    res = resources.files("rhythmicnet.models").joinpath("assets", POSE_BUNDLE_NAME)
+    try:
+        return res.read_bytes()
+    except OSError as e:
+        raise WeightsError(
+            f"{res}: pose model bundle missing or unreadable (rebuild it with scripts/build_pose_bundle.py)"
+        ) from e
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[TextIO]:
+    """Send file descriptor 2 to /dev/null: hides the C++ logging of LiteRT/absl/FFmpeg.
+
+    mediapipe prints INFO/WARNING banners (model loading, XNNPACK, "landmark projection") straight
+    to fd 2, which Python cannot filter. Yields a text stream on the *original* stderr for output
+    that should still be seen (the progress bar). Python exceptions are unaffected (they propagate
+    and are printed after fd 2 is restored). Set ``RHYTHMICNET_NATIVE_LOGS=1`` to keep the native
+    logs (debugging a crash inside mediapipe).
+    """
+    if os.environ.get("RHYTHMICNET_NATIVE_LOGS"):
+        yield sys.stderr
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters): leave it be
+        yield sys.stderr
+        return
+    stream = None
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+        stream = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
+        yield stream
+    finally:
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _create_landmarker(max_people: int):  # -> vision.PoseLandmarker
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    options = vision.PoseLandmarkerOptions(
+        base_options=BaseOptions(model_asset_buffer=pose_bundle_bytes()),
+        running_mode=vision.RunningMode.VIDEO,
+        num_poses=max_people,
+        min_pose_detection_confidence=0.5,
+        min_pose_presence_confidence=0.5,
+        min_tracking_confidence=0.5,
+        output_segmentation_masks=False,
+    )
+    return vision.PoseLandmarker.create_from_options(options)
+
+
+def _candidates(result, width: int, height: int) -> list[PoseCandidate]:
+    out = []
+    for pose in result.pose_landmarks:
+        arr = np.array(
+            [(lm.x, lm.y, lm.visibility if lm.visibility is not None else 1.0) for lm in pose],
+            dtype=np.float64,
+        )
+        if arr.shape != (33, 3) or not np.all(np.isfinite(arr)):
+            continue
+        px = arr[:, :2] * np.array([width, height], dtype=np.float64)
+        out.append(PoseCandidate(landmarks=px, visibility=np.clip(arr[:, 2], 0.0, 1.0)))
+    return out
+
+
+def _sane_fps(cap: cv2.VideoCapture) -> float:
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    return fps if math.isfinite(fps) and 1.0 <= fps <= 1000.0 else 30.0
+
+
+def _open_video(path: Path) -> cv2.VideoCapture:
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: file is not readable (permission denied)")
+    with _native_stderr_silenced():
+        cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise InputError(f"{path}: cannot be decoded as a video (not a video file, or an unsupported codec)")
+    return cap
+
+
+def extract_keypoints(
+    video_path: str | os.PathLike[str], *, progress: bool = True, max_people: int = 4
+) -> KeypointSequence:
+    """Run the pose model over every frame of a video and keep one performer.
+
+    Frames are decoded with OpenCV (BGR -> RGB) and passed to mediapipe's PoseLandmarker in VIDEO
+    mode, which detects up to ``max_people`` poses and tracks them between frames. One performer is
+    kept with :class:`PerformerTracker`: the largest, most central person of the first frame with
+    a detection, then whoever is nearest their last position within a gate of about 1-2 torso
+    lengths — never somebody else (see the class docstring for the exact rule). Frames without the
+    performer get confidence 0 and keypoints 0.
+
+    Timestamps: ``CAP_PROP_POS_MSEC`` of each frame when it is finite and later than the previous
+    frame's, otherwise the previous time plus one frame period (``1 / CAP_PROP_FPS``, 30 fps if
+    the container does not say). mediapipe receives them as strictly increasing integer ms.
+
+    Args:
+        video_path: any video OpenCV's FFmpeg backend can decode.
+        progress: show a tqdm bar on stderr.
+        max_people: poses detected per frame (>= 1); more makes the performer choice robust when
+            several people are in view. Cost (2 CPU cores): while fewer than ``max_people`` poses
+            are tracked, mediapipe runs its person detector on every frame (~11 ms), plus the
+            landmark model (~15 ms) per person in view.
+
+    Returns:
+        KeypointSequence: keypoints float32 (T, 17, 2) px (mediapipe x * width, y * height),
+        confidence float32 (T, 17) = visibility clipped to [0, 1], times float64 (T,) s from the
+        first frame, image_size (width, height).
+
+    Raises:
+        InputError: the file is missing, unreadable, not a decodable video, or has no frames.
+        NoPersonError: no person was detected in any frame.
+        WeightsError: the bundled pose model is missing.
+    """
+    if max_people < 1:
+        raise ValueError(f"max_people must be >= 1, got {max_people}")
+    path = Path(video_path)
+    cap = _open_video(path)
+    import mediapipe as mp
+
+    fps = _sane_fps(cap)
+    frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    times_ms: list[float] = []
+    kps: list[np.ndarray] = []
+    confs: list[np.ndarray] = []
+    size: tuple[int, int] | None = None
+    tracker: PerformerTracker | None = None
+    last_ts_ms = -1
+    with contextlib.ExitStack() as stack:
+        stack.callback(cap.release)
+        err = stack.enter_context(_native_stderr_silenced())
+        landmarker = _create_landmarker(max_people)
+        stack.callback(landmarker.close)
+        bar = stack.enter_context(
+            tqdm(
+                total=frame_count if frame_count > 0 else None,
+                desc=f"pose {path.name}",
+                unit="frame",
+                file=err,
+                disable=not progress,
+                leave=False,
+                dynamic_ncols=True,
+            )
+        )
+        while True:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                break
+            h, w = frame.shape[:2]
+            if size is None:
+                size = (w, h)
+                tracker = PerformerTracker(image_size=size)
+            elif (w, h) != size:
+                raise InputError(f"{path}: frame size changes mid-video ({size[0]}x{size[1]} -> {w}x{h})")
+            assert tracker is not None
+            pos = float(cap.get(cv2.CAP_PROP_POS_MSEC))
+            prev = times_ms[-1] if times_ms else None
+            if math.isfinite(pos) and pos >= 0 and (prev is None or pos > prev):
+                t_ms = pos
+            else:
+                t_ms = 0.0 if prev is None else prev + 1000.0 / fps
+            times_ms.append(t_ms)
+            ts = max(int(round(t_ms)), last_ts_ms + 1)  # strictly increasing integer ms
+            last_ts_ms = ts
+
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb), ts)
+            cands = _candidates(result, w, h)
+            idx = tracker.update(cands, (t_ms - times_ms[0]) / 1000.0)
+            if idx is None:
+                kps.append(np.zeros((NUM_JOINTS, 2), np.float32))
+                confs.append(np.zeros(NUM_JOINTS, np.float32))
+            else:
+                c = cands[idx]
+                kps.append(c.landmarks[_MAP].astype(np.float32))
+                confs.append(c.visibility[_MAP].astype(np.float32))
+            bar.update(1)
+
+    if not times_ms:
+        raise InputError(f"{path}: video has no decodable frames")
+    conf = np.stack(confs)
+    if not np.any(conf > 0):
+        raise NoPersonError(f"{path}: no person found in any of its {len(times_ms)} frames")
+    t = np.asarray(times_ms, dtype=np.float64)
+    return KeypointSequence(
+        keypoints=np.stack(kps),
+        confidence=conf,
+        times=(t - t[0]) / 1000.0,
+        image_size=size,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Cache
+# --------------------------------------------------------------------------------------------------
+
+
+def video_fingerprint(video_path: str | os.PathLike[str]) -> str:
+    """Content key of a video: its size in bytes and the SHA-256 of its first MiB.
+
+    Content-based (not mtime) so that copying or touching the file keeps the cache valid.
+    """
+    p = Path(video_path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(CACHE_HEAD_BYTES)
+    except FileNotFoundError as e:
+        raise InputError(f"{p}: file not found") from e
+    except OSError as e:
+        raise InputError(f"{p}: cannot read ({e.strerror or e})") from e
+    return f"{size}:{hashlib.sha256(head).hexdigest()}"
+
+
+def extractor_id() -> str:
+    """What made a cache: extractor version, mediapipe version and the pose bundle's hash."""
+    import mediapipe as mp
+
+    bundle = hashlib.sha256(pose_bundle_bytes()).hexdigest()[:16]
+    return f"v{EXTRACTOR_VERSION}/mediapipe-{mp.__version__}/bundle-{bundle}"
+
+
+def load_or_extract(
+    video_path: str | os.PathLike[str], cache_path: str | os.PathLike[str], *, progress: bool = True
+) -> KeypointSequence:
+    """Keypoints of ``video_path``, reusing ``cache_path`` (``.npz``) when it was made from it.
+
+    The cache stores, beside the keypoint arrays, ``source_fingerprint`` (video size + SHA-256 of
+    its first MiB) and ``extractor`` (see :func:`extractor_id`). It is reused when both match and it
+    loads cleanly; otherwise the video is processed again and the cache rewritten atomically
+    (its folder is created if needed).
+
+    Raises:
+        InputError, NoPersonError: as :func:`extract_keypoints`.
+        OutputError: the cache cannot be written (the message names the cache file).
+
+    Returns:
+        KeypointSequence as :func:`extract_keypoints`.
+    """
+    from rhythmicnet.offline.keypoint_io import load_keypoints, read_extra, save_keypoints
+
+    video = Path(video_path)
+    cache = Path(cache_path)
+    fingerprint = video_fingerprint(video)
+    ident = extractor_id()
+    if cache.is_file():
+        extra = read_extra(cache)
+        if extra.get("source_fingerprint") == fingerprint and extra.get("extractor") == ident:
+            try:
+                return load_keypoints(cache)
+            except InputError:
+                pass  # a damaged cache is simply rebuilt
+    seq = extract_keypoints(video, progress=progress)
+    ensure_output_dir(cache.parent)
+    save_keypoints(
+        cache,
+        seq,
+        extra={"source_fingerprint": fingerprint, "extractor": ident, "source_name": video.name},
+    )
+    return seq
