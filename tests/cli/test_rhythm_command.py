@@ -119,3 +119,21 @@ def test_console_script_prints_no_traceback(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip() == f"rhythmicnet: error: {tmp_path / 'missing.mov'}: file not found"
+
+
+def test_rhythm_on_real_video_reuses_cached_keypoints(example_video_dir, tmp_path, capsys):
+    video = example_video_dir / "tfjs_pose_squats" / "pose_squats.mp4"
+    out = tmp_path / "squats"
+    assert main(["rhythm", str(video), "-o", str(out), "-q"]) == 0
+    rec = json.loads((out / "rhythm.json").read_text())
+    assert rec["source_fps"] == pytest.approx(5.0, rel=0.01) and rec["model_fps"] == 30.0
+    assert len(rec["beats"]) >= 4 and 60 <= rec["tempo_bpm"] <= 180
+    cache = out / "pose_squats.keypoints.npz"
+    assert cache.exists()
+    first_mtime = cache.stat().st_mtime_ns
+    first_pose_s = rec["stage_seconds"]["keypoints"]
+    assert main(["rhythm", str(video), "-o", str(out), "-q"]) == 0
+    rec2 = json.loads((out / "rhythm.json").read_text())
+    assert cache.stat().st_mtime_ns == first_mtime
+    assert rec2["stage_seconds"]["keypoints"] < 0.2 * first_pose_s
+    assert rec2["beats"] == rec["beats"]
