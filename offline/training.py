@@ -1,0 +1,88 @@
+"""Training plumbing shared by every model: device choice, seeding, resumable checkpoints.
+
+A checkpoint holds the model and optimiser state, the step/epoch counters, the RNG states and the
+model config, written atomically so an interrupted run never leaves a broken file; ``resume`` picks
+it up where it stopped. Runs on CUDA when present, CPU otherwise (``pick_device('auto')``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rhythmicnet.errors import WeightsError
+from rhythmicnet.fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(prefer: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cpu' / 'cuda' force it (cuda must exist)."""
+    if prefer not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda; got {prefer!r}")
+    if prefer == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but no CUDA GPU is available")
+    if prefer == "cpu" or (prefer == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def save_checkpoint(path: str | os.PathLike[str], *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    step: int, epoch: int, config: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
+    """Write a resumable checkpoint atomically."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": int(step),
+        "epoch": int(epoch),
+        "config": config,
+        "torch_rng": torch.get_rng_state(),
+        "numpy_rng": np.random.get_state(),
+        "python_rng": random.getstate(),
+        "extra": extra or {},
+    }
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        torch.save(state, tmp)
+    return target
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint``; WeightsError naming the file when unusable."""
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{p}: checkpoint not found")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise WeightsError(f"{p}: corrupt checkpoint ({e.__class__.__name__})") from e
+    if not isinstance(state, dict) or "model" not in state:
+        raise WeightsError(f"{p}: corrupt checkpoint (no model state)")
+    return state
+
+
+def resume(path: str | os.PathLike[str], model: torch.nn.Module,
+           optimizer: torch.optim.Optimizer | None = None) -> tuple[int, int]:
+    """Restore model, optimiser and RNG states; returns (step, epoch)."""
+    state = load_checkpoint(path)
+    model.load_state_dict(state["model"])
+    if optimizer is not None and state.get("optimizer") is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    np.random.set_state(state["numpy_rng"])
+    random.setstate(state["python_rng"])
+    log.info("resumed %s at step %d, epoch %d", path, state["step"], state["epoch"])
+    return int(state["step"]), int(state["epoch"])
