@@ -39,12 +39,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def save_checkpoint(path: str | os.PathLike[str], *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+Optimizers = torch.optim.Optimizer | dict[str, torch.optim.Optimizer] | None
+
+
+def _optimizer_state(optimizer: Optimizers) -> Any:
+    if optimizer is None:
+        return None
+    if isinstance(optimizer, dict):
+        return {k: o.state_dict() for k, o in optimizer.items()}
+    return optimizer.state_dict()
+
+
+def save_checkpoint(path: str | os.PathLike[str], *, model: torch.nn.Module, optimizer: Optimizers,
                     step: int, epoch: int, config: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
-    """Write a resumable checkpoint atomically."""
+    """Write a resumable checkpoint atomically (``optimizer`` may be a dict of named optimisers)."""
     state = {
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "optimizer": _optimizer_state(optimizer),
         "step": int(step),
         "epoch": int(epoch),
         "config": config,
@@ -74,13 +85,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-def resume(path: str | os.PathLike[str], model: torch.nn.Module,
-           optimizer: torch.optim.Optimizer | None = None) -> tuple[int, int]:
-    """Restore model, optimiser and RNG states; returns (step, epoch)."""
+def resume(path: str | os.PathLike[str], model: torch.nn.Module, optimizer: Optimizers = None) -> tuple[int, int]:
+    """Restore model, optimiser(s) and RNG states; returns (step, epoch)."""
     state = load_checkpoint(path)
     model.load_state_dict(state["model"])
-    if optimizer is not None and state.get("optimizer") is not None:
-        optimizer.load_state_dict(state["optimizer"])
+    saved = state.get("optimizer")
+    if isinstance(optimizer, dict) and saved is not None:
+        for k, o in optimizer.items():
+            o.load_state_dict(saved[k])
+    elif isinstance(optimizer, torch.optim.Optimizer) and saved is not None:
+        optimizer.load_state_dict(saved)
     torch.set_rng_state(state["torch_rng"])
     np.random.set_state(state["numpy_rng"])
     random.setstate(state["python_rng"])

@@ -102,6 +102,53 @@ def _run_rhythm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model from the data in ../shared/data (offline)",
+                       description="Train the models that ship in models/weights. Runs on CUDA when present, "
+                                   "else CPU; checkpoints every epoch and resumes with --resume.")
+    models = p.add_subparsers(dest="model", metavar="MODEL", required=True)
+    d = models.add_parser("drums", help="Rhythm2Drum: hits transformer + U-Net on the Groove MIDI Dataset",
+                          description="Train Rhythm2Drum (hits transformer + U-Net) on the Groove MIDI Dataset's "
+                                      "train split and write weights, vocabulary and manifest to OUTDIR.")
+    d.add_argument("-o", "--output", type=Path, default=None, metavar="OUTDIR",
+                   help="where the weights go (default: the package's models/weights, used by the pipeline)")
+    d.add_argument("--groove-root", type=Path, default=None, metavar="DIR",
+                   help="the Groove MIDI Dataset folder (default: ../shared/data/groove_midi beside the repo)")
+    d.add_argument("--epochs", type=int, default=30, help="epochs over the training windows (default: 30)")
+    d.add_argument("--minutes", type=float, default=None,
+                   help="stop at the last epoch boundary inside this time budget (default: no limit)")
+    d.add_argument("--batch-size", type=int, default=64, help="windows per batch (default: 64)")
+    d.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling and rhythms (default: 0)")
+    d.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto = CUDA when available, else CPU (default: auto)")
+    d.add_argument("--checkpoint", type=Path, default=None, metavar="FILE",
+                   help="checkpoint file (default: OUTDIR/rhythm2drum.ckpt)")
+    d.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
+    d.add_argument("--limit-files", type=int, default=None, metavar="N",
+                   help="use only the first N files of each split (smoke tests)")
+    d.add_argument("--max-steps-per-epoch", type=int, default=None, metavar="N",
+                   help="cap the batches per epoch (smoke tests)")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(func=_run_train_drums)
+
+
+def _run_train_drums(args: argparse.Namespace) -> int:
+    from rhythmicnet.models.weights import WEIGHTS_DIR
+    from rhythmicnet.offline.train_drums import DrumTrainConfig, train_drums
+
+    cfg = DrumTrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, max_minutes=args.minutes,
+                          limit_files=args.limit_files, max_steps_per_epoch=args.max_steps_per_epoch,
+                          device=args.device)
+    out = args.output or WEIGHTS_DIR
+    manifest = train_drums(out, config=cfg, checkpoint=args.checkpoint, resume=args.resume,
+                           groove_root=args.groove_root, progress=not args.quiet)
+    t = manifest["training"]
+    last = manifest["history"][-1] if manifest["history"] else {}
+    print(f"trained {t['epochs_run']} epochs ({t['steps']} steps) in {t['seconds'] / 60:.1f} min on {t['device']}; "
+          f"val ce {last.get('val_ce', float('nan')):.3f}; weights in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rhythmicnet",
@@ -114,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details (stages, devices, timings)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_rhythm_parser(sub)
+    _add_train_parser(sub)
     return parser
 
 
