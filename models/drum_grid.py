@@ -45,18 +45,13 @@ In-memory conversion works on ``mido.MidiFile`` objects (``grid_from_midi``, ``g
 
 from __future__ import annotations
 
-import io
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import mido
 import numpy as np
 
-from rhythmicnet.errors import InputError
-from rhythmicnet.fileio import write_bytes_atomic
 from rhythmicnet.models.rhythm_grid import STEPS_PER_BAR, STEPS_PER_BEAT
 
 CLASS_NAMES: tuple[str, ...] = (
@@ -366,26 +361,3 @@ def grid_to_midi(grid: DrumGrid, *, ticks_per_beat: int = DEFAULT_TICKS_PER_BEAT
     mid = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
     mid.tracks.append(track)
     return mid
-
-
-def read_midi_file(path: str | os.PathLike[str], *, num_steps: int | None = None,
-                   channel: int | None = DRUM_CHANNEL) -> DrumGrid:
-    """Read a drum MIDI file into a grid; a missing or corrupt file raises InputError naming it."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: MIDI file not found")
-    try:
-        mid = mido.MidiFile(p)
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
-        raise InputError(f"{p}: not a readable MIDI file ({e})") from e
-    try:
-        return grid_from_midi(mid, num_steps=num_steps, channel=channel)
-    except ValueError as e:
-        raise InputError(f"{p}: {e}") from e
-
-
-def write_midi_file(grid: DrumGrid, path: str | os.PathLike[str], **kwargs: Any) -> Path:
-    """Write the grid as a MIDI file, atomically (OutputError when the folder is not writable)."""
-    buf = io.BytesIO()
-    grid_to_midi(grid, **kwargs).save(file=buf)
-    return write_bytes_atomic(path, buf.getvalue())

@@ -56,8 +56,9 @@ import numpy as np
 
 from rhythmicnet.errors import InputError, OutputError
 from rhythmicnet.fileio import atomic_path, ensure_output_dir
-from rhythmicnet.models.drum_grid import KICK, NUM_CLASSES, SNARE, DrumGrid, read_midi_file
+from rhythmicnet.models.drum_grid import KICK, NUM_CLASSES, SNARE, DrumGrid
 from rhythmicnet.models.rhythm_grid import STEPS_PER_BAR, STEPS_PER_BEAT
+from rhythmicnet.offline.drum_midi import read_midi_file
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 WINDOW_STEPS = 2 * STEPS_PER_BAR

@@ -149,6 +149,42 @@ def _run_train_drums(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a trained model like the paper's tables (offline)",
+                       description="Reproduce the paper's evaluation tables on the held-out data.")
+    models = p.add_subparsers(dest="model", metavar="MODEL", required=True)
+    d = models.add_parser("drums", help="Rhythm2Drum: NDB, velocity/offset MSE, rhythm controls (Table 2)",
+                          description="Table 2 on the Groove MIDI test split: NDB (k=50) beside real test windows, "
+                                      "hit-cell MSE of velocities and offsets beside a trivial baseline, and the "
+                                      "random/shuffled-rhythm controls.")
+    d.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="folder with rhythm2drum.json and its weights (default: the shipped models/weights)")
+    d.add_argument("--groove-root", type=Path, default=None, metavar="DIR",
+                   help="the Groove MIDI Dataset folder (default: ../shared/data/groove_midi beside the repo)")
+    d.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the figures to this JSON file")
+    d.add_argument("--samples", type=int, default=9000, help="generated windows for NDB (default: 9000)")
+    d.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1.0)")
+    d.add_argument("--top-k", type=int, default=None, help="sample from the k most likely words (default: all)")
+    d.add_argument("--limit-files", type=int, default=None, metavar="N",
+                   help="use only the first N files of each split (smoke tests)")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(func=_run_eval_drums)
+
+
+def _run_eval_drums(args: argparse.Namespace) -> int:
+    from rhythmicnet.models.weights import WEIGHTS_DIR
+    from rhythmicnet.offline.eval_drums import DrumEvalConfig, evaluate_drums, format_table, write_json
+
+    cfg = DrumEvalConfig(n_generated=args.samples, temperature=args.temperature, top_k=args.top_k,
+                         limit_files=args.limit_files)
+    record = evaluate_drums(args.weights or WEIGHTS_DIR, config=cfg, groove_root=args.groove_root,
+                            progress=not args.quiet)
+    print(format_table(record))
+    if args.json:
+        write_json(args.json, record)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rhythmicnet",
@@ -162,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_rhythm_parser(sub)
     _add_train_parser(sub)
+    _add_eval_parser(sub)
     return parser
 
 

@@ -15,9 +15,8 @@ from rhythmicnet.models.drum_grid import (
     count_flams,
     grid_from_midi,
     grid_to_midi,
-    read_midi_file,
-    write_midi_file,
 )
+from rhythmicnet.offline.drum_midi import read_midi_file, write_midi_file
 
 # The 22 notes of the Groove MIDI Dataset (all that its files contain) and GrooVAE's class for each.
 GROOVE_TABLE = {

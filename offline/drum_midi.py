@@ -1,0 +1,40 @@
+"""Drum MIDI files: read a file into a DrumGrid and write a grid atomically (I/O kept out of models/).
+
+Errors name the file: a missing or corrupt file is an InputError, an unwritable folder an OutputError.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import mido
+
+from rhythmicnet.errors import InputError
+from rhythmicnet.fileio import write_bytes_atomic
+from rhythmicnet.models.drum_grid import DRUM_CHANNEL, DrumGrid, grid_from_midi, grid_to_midi
+
+
+def read_midi_file(path: str | os.PathLike[str], *, num_steps: int | None = None,
+                   channel: int | None = DRUM_CHANNEL) -> DrumGrid:
+    """Read a drum MIDI file into a grid; a missing or corrupt file raises InputError naming it."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: MIDI file not found")
+    try:
+        mid = mido.MidiFile(p)
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
+        raise InputError(f"{p}: not a readable MIDI file ({e})") from e
+    try:
+        return grid_from_midi(mid, num_steps=num_steps, channel=channel)
+    except ValueError as e:
+        raise InputError(f"{p}: {e}") from e
+
+
+def write_midi_file(grid: DrumGrid, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+    """Write the grid as a MIDI file, atomically (OutputError when the folder is not writable)."""
+    buf = io.BytesIO()
+    grid_to_midi(grid, **kwargs).save(file=buf)
+    return write_bytes_atomic(path, buf.getvalue())
