@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from rhythmicnet.errors import WeightsError
-from rhythmicnet.models.drum_grid import DEFAULT_BPM, NUM_CLASSES, DrumGrid
+from rhythmicnet.models.drum_grid import DEFAULT_BPM, DrumGrid
 from rhythmicnet.models.drum_unet import DrumUNet, DrumUNetConfig
 from rhythmicnet.models.hits_transformer import HitsTransformer, HitsTransformerConfig
 from rhythmicnet.models.hits_vocabulary import HitsVocabulary
@@ -101,36 +101,68 @@ class Rhythm2Drum:
         mask = h > 0
         return (torch.where(mask, v, 0.0).cpu().numpy(), torch.where(mask, o, 0.0).cpu().numpy())
 
-    # --- whole performances ----------------------------------------------------------------------
+    # --- bar after bar ---------------------------------------------------------------------------
+
+    def performer(self, sampling: SamplingConfig = SamplingConfig()) -> DrumPerformer:
+        """A stateful bar-after-bar generator (the one ``render`` and ``live`` both use)."""
+        return DrumPerformer(self, sampling)
 
     def generate(self, rhythm: np.ndarray, *, sampling: SamplingConfig = SamplingConfig(),
                  bpm: float = DEFAULT_BPM) -> DrumGrid:
         """Drums for a whole rhythm, bar after bar. rhythm (S,) from a bar line -> DrumGrid (9, bars*16)."""
         r = np.asarray(rhythm, dtype=bool)
         n_bars = max(1, int(np.ceil(len(r) / STEPS_PER_BAR)))
-        padded = np.zeros((n_bars + 1) * STEPS_PER_BAR, dtype=bool)
+        padded = np.zeros(n_bars * STEPS_PER_BAR, dtype=bool)
         padded[: len(r)] = r
-        gen = torch.Generator(device=self.device)
-        if sampling.seed is not None:
-            gen.manual_seed(int(sampling.seed))
-        hits = np.zeros((NUM_CLASSES, n_bars * STEPS_PER_BAR), dtype=bool)
-        vel = np.zeros(hits.shape, np.float32)
-        off = np.zeros(hits.shape, np.float32)
-        first = self.generate_windows(padded[None, :WINDOW_STEPS], sampling=sampling, generator=gen)[0]
-        v, o = self.velocities_offsets(first[None])
-        keep = min(WINDOW_STEPS, hits.shape[1])
-        hits[:, :keep], vel[:, :keep], off[:, :keep] = first[:, :keep], v[0][:, :keep], o[0][:, :keep]
-        for bar in range(2, n_bars):
-            a = (bar - 1) * STEPS_PER_BAR
-            played = hits[:, a : a + STEPS_PER_BAR]
-            window = self.generate_windows(padded[None, a : a + WINDOW_STEPS], prefix_hits=played[None],
-                                           sampling=sampling, generator=gen)[0]
-            v, o = self.velocities_offsets(window[None])
-            s = bar * STEPS_PER_BAR
-            hits[:, s : s + STEPS_PER_BAR] = window[:, STEPS_PER_BAR:]
-            vel[:, s : s + STEPS_PER_BAR] = v[0][:, STEPS_PER_BAR:]
-            off[:, s : s + STEPS_PER_BAR] = o[0][:, STEPS_PER_BAR:]
-        return DrumGrid.from_arrays(hits, vel, off, bpm=bpm)
+        perf = self.performer(sampling)
+        bars = [perf.next_bar(padded[i * STEPS_PER_BAR : (i + 1) * STEPS_PER_BAR]) for i in range(n_bars)]
+        return DrumGrid.concat(bars).with_bpm(bpm)
 
     def describe(self) -> str:
         return json.dumps({k: self.manifest.get(k) for k in ("version", "trained", "data")})
+
+
+class DrumPerformer:
+    """Plans one bar of drums at a time from that bar's rhythm (streaming contract: reset / next_bar).
+
+    Bar i is generated in the 2-bar window [bar i-1, bar i]: the played bar's hit tokens are forced
+    as a prefix and the encoder reads both bars' rhythm — never rhythm beyond bar i. The first bar has
+    no played bar: its window is [bar 0, bar 0] (the planned rhythm repeated) and only the first half
+    is kept. Velocities and offsets come from the U-Net on the same window. Sampling is reproducible
+    from ``sampling.seed``.
+    """
+
+    def __init__(self, model: Rhythm2Drum, sampling: SamplingConfig = SamplingConfig()) -> None:
+        self.model = model
+        self.sampling = sampling
+        self.reset()
+
+    def reset(self) -> None:
+        self._generator = torch.Generator(device=self.model.device)
+        if self.sampling.seed is not None:
+            self._generator.manual_seed(int(self.sampling.seed))
+        self._prev_hits: np.ndarray | None = None
+        self._prev_rhythm: np.ndarray | None = None
+        self.bars_played = 0
+
+    def next_bar(self, rhythm_bar: np.ndarray) -> DrumGrid:
+        """rhythm_bar (16,) bool -> the drum bar (9, 16)."""
+        r = np.asarray(rhythm_bar, dtype=bool)
+        if r.shape != (STEPS_PER_BAR,):
+            raise ValueError(f"a bar of rhythm has {STEPS_PER_BAR} steps, got shape {r.shape}")
+        m = self.model
+        if self._prev_hits is None or self._prev_rhythm is None:
+            window = m.generate_windows(np.concatenate([r, r])[None], sampling=self.sampling,
+                                        generator=self._generator)[0]
+            v, o = m.velocities_offsets(window[None])
+            sl = slice(0, STEPS_PER_BAR)
+        else:
+            window = m.generate_windows(np.concatenate([self._prev_rhythm, r])[None],
+                                        prefix_hits=self._prev_hits[None], sampling=self.sampling,
+                                        generator=self._generator)[0]
+            v, o = m.velocities_offsets(window[None])
+            sl = slice(STEPS_PER_BAR, WINDOW_STEPS)
+        hits = window[:, sl]
+        self._prev_hits, self._prev_rhythm = hits, r
+        self.bars_played += 1
+        return DrumGrid.from_arrays(hits, v[0][:, sl], o[0][:, sl])

@@ -104,3 +104,22 @@ def test_ndb_and_onset_f_on_known_cases():
     g[0, 2, :4] = True  # hits steps 0..3: 2 of 4 right, 2 of 4 targets found
     assert onset_f(g, h) == pytest.approx(0.5)
     assert onset_f(h, h) == 1.0
+
+
+def test_bars_never_depend_on_future_rhythm_and_live_equals_render(tiny_run):
+    out, _, _ = tiny_run
+    model = Rhythm2Drum.load(out)
+    rng = np.random.default_rng(5)
+    rhythm = rng.random(16 * 4) < 0.4
+    other = rhythm.copy()
+    other[32:] = ~other[32:]  # bars 2 and 3 change
+    a = model.generate(rhythm, sampling=SamplingConfig(seed=9))
+    b = model.generate(other, sampling=SamplingConfig(seed=9))
+    assert np.array_equal(a.hits[:, :32], b.hits[:, :32])
+    assert np.allclose(a.velocities[:, :32], b.velocities[:, :32])
+    # The live path: one next_bar call per bar gives the same performance.
+    perf = model.performer(SamplingConfig(seed=9))
+    bars = [perf.next_bar(rhythm[i * 16 : (i + 1) * 16]) for i in range(4)]
+    assert np.array_equal(np.concatenate([g.hits for g in bars], axis=1), a.hits)
+    perf.reset()
+    assert np.array_equal(perf.next_bar(rhythm[:16]).hits, a.hits[:, :16])
