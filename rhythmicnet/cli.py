@@ -131,6 +131,46 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_run_train_drums)
 
+    b = models.add_parser("beat", help="a beat network (ablation row, offline or causal) on synthetic dancers",
+                          description="Train a Video2Rhythm beat network on synthetic dancers generated on the fly "
+                                      "and write beat_<name>.pt + beat_<name>.json to OUTDIR.")
+    b.add_argument("-o", "--output", type=Path, default=None, metavar="OUTDIR",
+                   help="where the weights go (default: the package's models/weights)")
+    b.add_argument("--model", default="full",
+                   choices=["full", "stgcn_tf_relattn", "stgcn_tf_ssm", "stgcn_tf", "stgcn", "tf", "tcn"],
+                   help="ablation row or the TCN baseline (default: full)")
+    b.add_argument("--causal", action="store_true", help="the causal streaming variant (live), not the offline one")
+    b.add_argument("--steps", type=int, default=4000, help="optimiser steps (default: 4000)")
+    b.add_argument("--minutes", type=float, default=None, help="wall-time budget; stops early when reached")
+    b.add_argument("--batch-size", type=int, default=16, help="windows per batch (default: 16)")
+    b.add_argument("--seed", type=int, default=0, help="seed for initialisation and clip order (default: 0)")
+    b.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: all cores; use 1 when another job shares the machine)")
+    b.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto = CUDA when available, else CPU (default: auto)")
+    b.add_argument("--checkpoint", type=Path, default=None, metavar="FILE",
+                   help="checkpoint file (default: OUTDIR/beat_<name>.ckpt)")
+    b.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
+    b.add_argument("--val-clips", type=int, default=24, help="validation clips for model selection (default: 24)")
+    b.add_argument("--val-every", type=int, default=200, help="validate and checkpoint every N steps (default: 200)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=_run_train_beat)
+
+
+def _run_train_beat(args: argparse.Namespace) -> int:
+    from rhythmicnet.models.weights import WEIGHTS_DIR
+    from rhythmicnet.offline.train_beat import BeatTrainConfig, train_beat
+
+    cfg = BeatTrainConfig(model=args.model, causal=args.causal, steps=args.steps, batch_size=args.batch_size,
+                          seed=args.seed, max_minutes=args.minutes, val_clips=args.val_clips,
+                          val_every=args.val_every, device=args.device, threads=args.threads)
+    out = args.output or WEIGHTS_DIR
+    m = train_beat(out, config=cfg, checkpoint=args.checkpoint, resume=args.resume, progress=not args.quiet)
+    t = m["training"]
+    print(f"trained beat_{cfg.name}: {t['steps_run']} steps in {t['seconds'] / 60:.1f} min on {t['device']}; "
+          f"best validation F {m['validation_f']:.3f}; weights in {out}")
+    return 0
+
 
 def _run_train_drums(args: argparse.Namespace) -> int:
     from rhythmicnet.models.weights import WEIGHTS_DIR
@@ -169,6 +209,32 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                    help="use only the first N files of each split (smoke tests)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_run_eval_drums)
+
+    b = models.add_parser("beat", help="beat networks and baselines on the held-out synthetic set (Table 1)",
+                          description="Table 1 on the frozen held-out synthetic dancers: mir_eval F, Cemgil, CMLc, "
+                                      "CMLt, AMLc, AMLt, tempo Acc1/Acc2 and downbeat F for the onset and TCN "
+                                      "baselines, the ablation rows, and the full offline and causal models.")
+    b.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="folder with the beat_<row>.pt/.json files (default: the shipped models/weights)")
+    b.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                   help="rows to score (default: all): onset tcn tf stgcn stgcn_tf stgcn_tf_ssm stgcn_tf_relattn "
+                        "full full_causal full_causal_streaming")
+    b.add_argument("--clips", type=int, default=None, help="score only the first N held-out clips (default: all 200)")
+    b.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows to this JSON file")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=_run_eval_beat)
+
+
+def _run_eval_beat(args: argparse.Namespace) -> int:
+    from rhythmicnet.models.weights import WEIGHTS_DIR
+    from rhythmicnet.offline.eval_beat import LEARNED_ROWS, evaluate_rows, format_table, write_json
+
+    rows = args.rows or ["onset", *LEARNED_ROWS, "full_causal_streaming"]
+    records = evaluate_rows(rows, args.weights or WEIGHTS_DIR, n_clips=args.clips, progress=not args.quiet)
+    print(format_table(records))
+    if args.json:
+        write_json(args.json, records)
+    return 0
 
 
 def _run_eval_drums(args: argparse.Namespace) -> int:

@@ -1,0 +1,247 @@
+"""Train a beat network (any ablation row, offline or causal, or the TCN baseline): ``rhythmicnet train beat``.
+
+Data: synthetic dancers generated on the fly (``offline/synthetic_dancer.py``, training seeds only),
+each clip resampled to 30 fps, normalised with its clip-level centre and scale, turned into the input
+features (``models/beat_features.py``), and cut to a random window of ``window_frames`` frames;
+targets are the labelled beats and downbeats widened to +-1 frame. Clips are never split across train
+and validation: validation uses its own seed range and whole 30 s clips, scored by mir_eval's
+F-measure after DBN decoding, which picks the kept weights.
+
+Budget: ``steps`` optimiser steps or ``max_minutes`` of wall time, whichever comes first (the
+ablation rows get a fixed, equal time budget). Checkpoints every ``val_every`` steps (atomic);
+``resume`` continues a stopped run. Output: ``beat_<name>.pt`` + ``beat_<name>.json`` (manifest:
+config, generator version and seed ranges, steps, time, hardware, validation figures) in ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import mir_eval
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rhythmicnet.fileio import atomic_path, ensure_output_dir, write_text_atomic
+from rhythmicnet.models.beat_features import beat_input_features
+from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats
+from rhythmicnet.models.beat_net import ABLATION_ROWS, BeatNet, ablation_config, beat_loss
+from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
+from rhythmicnet.models.skeleton import normalize_clip
+from rhythmicnet.models.tcn_beat import TCNBeat, TCNBeatConfig
+from rhythmicnet.models.weights import WEIGHTS_DIR
+from rhythmicnet.offline.beat_eval_set import TRAIN_CONFIG, TRAIN_SEED_LIMIT, training_clip, validation_clip
+from rhythmicnet.offline.synthetic_dancer import GENERATOR_VERSION, SyntheticDance, beat_targets
+from rhythmicnet.offline.train_drums import _git_commit
+from rhythmicnet.offline.training import load_checkpoint, pick_device, save_checkpoint, seed_everything
+
+log = logging.getLogger(__name__)
+MODEL_KINDS = (*ABLATION_ROWS, "tcn")
+
+
+@dataclass(frozen=True)
+class BeatTrainConfig:
+    model: str = "full"
+    causal: bool = False
+    steps: int = 4000
+    batch_size: int = 16
+    window_frames: int = 240
+    clip_seconds: float = 12.0
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 150
+    seed: int = 0
+    max_minutes: float | None = None
+    val_clips: int = 24
+    val_every: int = 200
+    device: str = "auto"
+    #: CPU threads; 1 when another job shares the machine (small ops wait for descheduled partners).
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_KINDS:
+            raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}; got {self.model!r}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}_causal" if self.causal else self.model
+
+
+def build_model(model: str, causal: bool) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A fresh network for a model kind, with its config dict (saved in the manifest)."""
+    if model == "tcn":
+        cfg_t = TCNBeatConfig(causal=causal)
+        return TCNBeat(cfg_t), {"kind": "tcn", "config": cfg_t.to_dict()}
+    cfg = ablation_config(model, causal=causal)
+    return BeatNet(cfg), {"kind": "beat_net", "config": cfg.to_dict()}
+
+
+def model_from_manifest(manifest: dict[str, Any]) -> torch.nn.Module:
+    from rhythmicnet.models.beat_net import BeatNetConfig
+
+    arch = manifest["architecture"]
+    if arch["kind"] == "tcn":
+        return TCNBeat(TCNBeatConfig.from_dict(arch["config"]))
+    return BeatNet(BeatNetConfig.from_dict(arch["config"]))
+
+
+@dataclass(frozen=True)
+class PreparedClip:
+    """A clip at the model rate: features (T, 17, C), targets (T,), labels in seconds."""
+
+    features: np.ndarray
+    beat_target: np.ndarray
+    downbeat_target: np.ndarray
+    beats: np.ndarray
+    downbeats: np.ndarray
+
+
+def prepare_clip(dance: SyntheticDance) -> PreparedClip:
+    seq = prepare_for_model(dance.sequence)
+    kp = normalize_clip(seq.keypoints, seq.confidence)
+    feats = beat_input_features(kp, seq.confidence).astype(np.float32)
+    bt, dt = beat_targets(seq.times, dance.beats, dance.downbeats)
+    return PreparedClip(feats, bt, dt, np.asarray(dance.beats), np.asarray(dance.downbeats))
+
+
+def _batch(cfg: BeatTrainConfig, step: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    dancer = dataclasses.replace(TRAIN_CONFIG, duration_s=(cfg.clip_seconds, cfg.clip_seconds))
+    w = cfg.window_frames
+    feats, bts, dts, masks = [], [], [], []
+    for b in range(cfg.batch_size):
+        index = (cfg.seed * 7919 + step * cfg.batch_size + b) % TRAIN_SEED_LIMIT
+        clip = prepare_clip(training_clip(index, dancer))
+        t = len(clip.features)
+        start = int(rng.integers(0, max(1, t - w + 1)))
+        sl = slice(start, start + w)
+        f, bt, dt = clip.features[sl], clip.beat_target[sl], clip.downbeat_target[sl]
+        pad = w - len(f)
+        m = np.ones(w, bool)
+        if pad > 0:  # padding at the end, masked out
+            f = np.concatenate([f, np.zeros((pad, *f.shape[1:]), np.float32)])
+            bt, dt = np.concatenate([bt, np.zeros(pad, np.float32)]), np.concatenate([dt, np.zeros(pad, np.float32)])
+            m[w - pad :] = False
+        feats.append(f)
+        bts.append(bt)
+        dts.append(dt)
+        masks.append(m)
+    return {"x": torch.as_tensor(np.stack(feats)), "beat": torch.as_tensor(np.stack(bts)),
+            "downbeat": torch.as_tensor(np.stack(dts)), "mask": torch.as_tensor(np.stack(masks))}
+
+
+@torch.no_grad()
+def clip_activations(model: torch.nn.Module, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Beat and downbeat probabilities of a whole clip. Shapes: (T, 17, C) -> (T,), (T,)."""
+    model.eval()
+    out = model(torch.as_tensor(features)[None])
+    return (torch.sigmoid(out.beat_logits[0]).numpy().astype(np.float64),
+            torch.sigmoid(out.downbeat_logits[0]).numpy().astype(np.float64))
+
+
+def validation_f(model: torch.nn.Module, clips: list[PreparedClip]) -> float:
+    """Mean mir_eval F-measure (defaults) of DBN-decoded beats over the validation clips."""
+    scores = []
+    for c in clips:
+        act, _ = clip_activations(model, c.features)
+        est = decode_beats(act, BeatTrackerConfig(fps=MODEL_FPS))
+        ref = mir_eval.beat.trim_beats(c.beats)
+        scores.append(mir_eval.beat.f_measure(ref, mir_eval.beat.trim_beats(est)))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTrainConfig = BeatTrainConfig(),
+               checkpoint: str | os.PathLike[str] | None = None, resume: bool = False,
+               progress: bool = True) -> dict[str, Any]:
+    """Train one beat model and write ``beat_<name>.pt`` + ``beat_<name>.json``. Returns the manifest."""
+    t_start = time.perf_counter()
+    out = ensure_output_dir(out_dir)
+    ckpt_path = Path(checkpoint) if checkpoint else out / f"beat_{config.name}.ckpt"
+    device = pick_device(config.device)
+    torch.set_num_threads(config.threads or max(1, os.cpu_count() or 1))
+    seed_everything(config.seed)
+    model, arch = build_model(config.model, config.causal)
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    val = [prepare_clip(validation_clip(i)) for i in range(config.val_clips)]
+
+    step, history, best_f, best_state, elapsed_before = 0, [], -1.0, None, 0.0
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        extra = state["extra"]
+        history, best_f, best_state = extra["history"], extra["best_f"], extra["best_state"]
+        elapsed_before = float(extra["elapsed_s"])
+        log.info("resumed %s at step %d", ckpt_path, step)
+    rng = np.random.default_rng([config.seed, step])
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - t_start
+
+    bar = tqdm(total=config.steps, initial=step, desc=f"beat {config.name}", disable=not progress, unit="step")
+    running = 0.0
+    while step < config.steps:
+        if config.max_minutes is not None and elapsed() / 60 >= config.max_minutes:
+            log.info("time budget reached at step %d", step)
+            break
+        model.train()
+        warm = min(1.0, (step + 1) / config.warmup_steps)
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, step / config.steps)))
+        for g in opt.param_groups:
+            g["lr"] = config.lr * warm * (0.05 + 0.95 * cosine)
+        b = {k: v.to(device) for k, v in _batch(config, step, rng).items()}
+        out_t = model(b["x"], b["mask"])
+        loss = beat_loss(out_t, b["beat"], b["downbeat"], b["mask"])
+        opt.zero_grad(set_to_none=True)
+        loss.total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        running = 0.95 * running + 0.05 * float(loss.total.detach()) if step > 1 else float(loss.total.detach())
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.3f}")
+        last = step >= config.steps or (config.max_minutes is not None and elapsed() / 60 >= config.max_minutes)
+        if step % config.val_every == 0 or last:
+            f = validation_f(model, val)
+            history.append({"step": step, "loss": running, "val_f": f, "minutes": elapsed() / 60})
+            if progress:
+                tqdm.write(f"step {step}: loss {running:.4f}  validation F {f:.3f}  ({elapsed() / 60:.1f} min)")
+            if f > best_f:
+                best_f, best_state = f, {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}
+            save_checkpoint(ckpt_path, model=model, optimizer=opt, step=step, epoch=0, config=asdict(config),
+                            extra={"history": history, "best_f": best_f, "best_state": best_state,
+                                   "elapsed_s": elapsed()})
+    bar.close()
+    if best_state is None:
+        best_state = model.state_dict()
+    with atomic_path(out / f"beat_{config.name}.pt") as tmp:
+        torch.save(best_state, tmp)
+    n_params = sum(p.numel() for p in model.parameters())
+    manifest = {
+        "model": f"beat_{config.name}",
+        "version": 1,
+        "code_commit": _git_commit(),
+        "architecture": arch,
+        "parameters": n_params,
+        "data": {"generator": "offline/synthetic_dancer.py", "generator_version": GENERATOR_VERSION,
+                 "train_seeds": f"[0, {TRAIN_SEED_LIMIT}) from seed {config.seed}",
+                 "validation_seeds": f"validation_clip(0..{config.val_clips - 1})",
+                 "window_frames": config.window_frames, "clip_seconds": config.clip_seconds},
+        "training": {**asdict(config), "steps_run": step, "seconds": round(elapsed(), 1), "device": str(device),
+                     "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                     "torch": torch.__version__},
+        "validation_f": best_f,
+        "history": history,
+    }
+    write_text_atomic(out / f"beat_{config.name}.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest
