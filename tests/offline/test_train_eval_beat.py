@@ -1,0 +1,66 @@
+"""A tiny real beat-network training run, resume, and the Table 1 evaluation on its weights."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rhythmicnet.cli import main
+from rhythmicnet.offline.eval_beat import downbeats_from, load_beat_model, score_clip
+from rhythmicnet.offline.train_beat import BeatTrainConfig, train_beat
+
+
+@pytest.fixture(scope="module")
+def tiny_beat(tmp_path_factory):
+    out = tmp_path_factory.mktemp("beat")
+    cfg = BeatTrainConfig(model="full", causal=True, steps=3, batch_size=2, window_frames=120, clip_seconds=6.0,
+                          val_clips=1, val_every=2, threads=1)
+    return out, train_beat(out, config=cfg, progress=False)
+
+
+def test_tiny_training_run_writes_weights(tiny_beat):
+    out, manifest = tiny_beat
+    assert manifest["training"]["steps_run"] == 3
+    assert [h["step"] for h in manifest["history"]] == [2, 3]
+    model = load_beat_model("full_causal", out)
+    assert model.config.causal and not model.training
+
+
+def test_resume_continues(tiny_beat, tmp_path):
+    out, _ = tiny_beat
+    cfg = BeatTrainConfig(model="full", causal=True, steps=4, batch_size=2, window_frames=120, clip_seconds=6.0,
+                          val_clips=1, val_every=2, threads=1)
+    m = train_beat(tmp_path, config=cfg, checkpoint=out / "beat_full_causal.ckpt", resume=True, progress=False)
+    assert [h["step"] for h in m["history"]] == [2, 3, 4]
+
+
+def test_eval_command(tiny_beat, tmp_path, capsys):
+    out, _ = tiny_beat
+    js = tmp_path / "t1.json"
+    assert main(["eval", "beat", "--weights", str(out), "--rows", "onset", "full_causal", "full_causal_streaming",
+                 "full", "--clips", "2", "--json", str(js), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "not comparable with the paper's AIST figures" in text
+    rows = {r["model"]: r for r in json.loads(js.read_text())}
+    assert rows["full"].get("missing")  # no offline weights in this folder
+    for name in ("onset", "full_causal", "full_causal_streaming"):
+        r = rows[name]
+        assert r["n_clips"] == 2
+        for key in ("f_measure", "cemgil", "cmlc", "cmlt"):
+            assert 0.0 <= r[key] <= 100.0
+
+
+def test_metrics_on_perfect_and_halved_beats():
+    ref = np.arange(0.5, 30, 0.5)
+    perfect = score_clip(ref, ref)
+    assert perfect.f_measure == 1.0 and perfect.cmlt == 1.0 and perfect.acc1 == 1.0
+    half = score_clip(ref, ref[::2])
+    assert half.cmlt == 0.0 and half.amlt == 1.0 and half.acc1 == 0.0 and half.acc2 == 1.0
+
+
+def test_downbeats_pick_the_strongest_phase():
+    beats = np.arange(20) * 0.5
+    act = np.zeros(400)
+    for t in beats[2::4]:
+        act[int(round(t * 30))] = 1.0
+    np.testing.assert_allclose(downbeats_from(beats, act), beats[2::4])
