@@ -29,12 +29,13 @@ from tqdm import tqdm
 
 from rhythmicnet.fileio import write_text_atomic
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, OnlineBeatTracker, decode_beats
+from rhythmicnet.models.beat_model import downbeats_from, load_beat_model
 from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
 from rhythmicnet.models.onset_activation import onset_activation
 from rhythmicnet.models.skeleton import normalize_clip
-from rhythmicnet.models.weights import WEIGHTS_DIR, load_into, load_manifest
+from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline.beat_eval_set import EVAL_SET, eval_clips
-from rhythmicnet.offline.train_beat import PreparedClip, clip_activations, model_from_manifest, prepare_clip
+from rhythmicnet.offline.train_beat import PreparedClip, clip_activations, prepare_clip
 
 PAPER_ROWS = (
     ("TCN (paper, AIST)", 44.97, 45.15, 48.14, 63.04),
@@ -82,29 +83,12 @@ def score_clip(ref: np.ndarray, est: np.ndarray, ref_down: np.ndarray | None = N
     return ClipScore(f, cem, cmlc, cmlt, amlc, amlt, acc1, acc2, down)
 
 
-def downbeats_from(beats: np.ndarray, downbeat_act: np.ndarray, fps: float = MODEL_FPS) -> np.ndarray:
-    """4/4 downbeats: the phase (0-3) of the beats that collects the most downbeat activation."""
-    if len(beats) == 0:
-        return beats
-    idx = np.clip(np.round(beats * fps).astype(int), 0, len(downbeat_act) - 1)
-    scores = [downbeat_act[idx[p::4]].sum() for p in range(4)]
-    return beats[int(np.argmax(scores))::4]
-
-
 def _decode(act: np.ndarray, streaming: bool) -> np.ndarray:
     cfg = BeatTrackerConfig(fps=MODEL_FPS)
     return OnlineBeatTracker(cfg).process_offline(act) if streaming else decode_beats(act, cfg)
 
 
 Activation = Callable[[PreparedClip, Any], tuple[np.ndarray, np.ndarray | None]]
-
-
-def load_beat_model(name: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR) -> torch.nn.Module:
-    d = Path(weights_dir)
-    manifest = load_manifest(d / f"beat_{name}.json")
-    model = model_from_manifest(manifest)
-    load_into(model, d / f"beat_{name}.pt")
-    return model.eval()
 
 
 def evaluate_rows(rows: Iterable[str], weights_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, n_clips: int | None = None,

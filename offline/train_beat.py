@@ -85,15 +85,6 @@ def build_model(model: str, causal: bool) -> tuple[torch.nn.Module, dict[str, An
     return BeatNet(cfg), {"kind": "beat_net", "config": cfg.to_dict()}
 
 
-def model_from_manifest(manifest: dict[str, Any]) -> torch.nn.Module:
-    from rhythmicnet.models.beat_net import BeatNetConfig
-
-    arch = manifest["architecture"]
-    if arch["kind"] == "tcn":
-        return TCNBeat(TCNBeatConfig.from_dict(arch["config"]))
-    return BeatNet(BeatNetConfig.from_dict(arch["config"]))
-
-
 @dataclass(frozen=True)
 class PreparedClip:
     """A clip at the model rate: features (T, 17, C), targets (T,), labels in seconds."""

@@ -2,32 +2,36 @@
 
 ``analyse(sequence)`` is the offline stage used by the ``rhythm`` command (and later ``render``):
 the sequence is gap-filled and resampled to the model rate, normalised with one clip-level centre and
-scale, turned into a beat activation (``--beat-model onset``: the motion onset envelope, the baseline
-until the learned beat network lands), decoded by the DBN (Viterbi), and combined with the paper's
-style stream on the beat-following 16th grid.
+scale, turned into a beat activation (``--beat-model net``: the trained offline beat network, whose
+downbeat head also places bar 1; ``onset``: the motion onset envelope, the baseline), decoded by the
+DBN (Viterbi), and combined with the paper's style stream on the beat-following 16th grid.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from rhythmicnet.errors import InputError, NoPersonError
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats, tempo_from_beats
+from rhythmicnet.models.beat_model import LearnedBeatModel, downbeats_from
 from rhythmicnet.models.keypoints import MODEL_FPS, KeypointSequence, prepare_for_model
 from rhythmicnet.models.onset_activation import onset_activation
 from rhythmicnet.models.rhythm_grid import Rhythm, compose_rhythm
 from rhythmicnet.models.skeleton import normalize_clip
 from rhythmicnet.models.style_stream import StyleConfig, StyleResult, extract_style
+from rhythmicnet.models.weights import WEIGHTS_DIR
 
-BEAT_MODELS = ("onset",)
+BEAT_MODELS = ("net", "onset")
 
 
 @dataclass(frozen=True)
 class Video2RhythmConfig:
     beat_model: str = "onset"
+    weights_dir: Path = WEIGHTS_DIR
     min_bpm: float = 60.0
     max_bpm: float = 180.0
     style: StyleConfig = field(default_factory=StyleConfig)
@@ -87,7 +91,11 @@ def analyse(sequence: KeypointSequence, config: Video2RhythmConfig = Video2Rhyth
     stage["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    activation = onset_activation(kp, seq.confidence)
+    downbeat_act = None
+    if config.beat_model == "net":
+        activation, downbeat_act = LearnedBeatModel.load("full", config.weights_dir).activation(kp, seq.confidence)
+    else:
+        activation = onset_activation(kp, seq.confidence)
     stage["beat_activation"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -95,6 +103,10 @@ def analyse(sequence: KeypointSequence, config: Video2RhythmConfig = Video2Rhyth
     stage["beat_decoding"] = time.perf_counter() - t0
     if len(beats) < 2:
         raise InputError(f"{source}: found no steady beat in the movement (fewer than two beats)")
+    first_downbeat = None
+    if downbeat_act is not None:
+        down = downbeats_from(beats, downbeat_act, MODEL_FPS)
+        first_downbeat = float(down[0]) if len(down) else None
 
     t0 = time.perf_counter()
     style = extract_style(kp, seq.confidence, seq.times, config.style)
@@ -102,7 +114,7 @@ def analyse(sequence: KeypointSequence, config: Video2RhythmConfig = Video2Rhyth
 
     t0 = time.perf_counter()
     duration = float(seq.times[-1] + 1.0 / MODEL_FPS)
-    rhythm = compose_rhythm(beats, style.times, duration)
+    rhythm = compose_rhythm(beats, style.times, duration, first_downbeat=first_downbeat)
     stage["rhythm"] = time.perf_counter() - t0
     return RhythmAnalysis(
         sequence=seq,

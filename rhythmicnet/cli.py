@@ -45,9 +45,10 @@ def _add_rhythm_parser(sub: argparse._SubParsersAction) -> None:
                         "keypoints (T,17,2) px, confidence (T,17), times (T,) s)")
     p.add_argument("-o", "--output", type=Path, default=Path("out"), metavar="OUTDIR",
                    help="folder for rhythm.json, rhythm.png and the keypoint cache (default: ./out)")
-    p.add_argument("--beat-model", choices=["onset"], default="onset",
-                   help="beat activation: 'onset' = motion onset envelope (kinematic offsets), the baseline "
-                        "(default: onset)")
+    p.add_argument("--beat-model", choices=["net", "onset"], default=None,
+                   help="beat activation: 'net' = the trained beat network (ST-GCN + transformer), 'onset' = "
+                        "the motion onset envelope baseline (default: net when its weights are installed, "
+                        "else onset)")
     p.add_argument("--tempo-range", type=_tempo_range, default=(60.0, 180.0), metavar="MIN-MAX",
                    help="tempo range of the beat tracker in BPM (default: 60-180)")
     p.add_argument("--no-cache", action="store_true",
@@ -71,6 +72,12 @@ def _load_sequence(path: Path, outdir: Path, *, use_cache: bool, progress: bool)
     return extract_keypoints(path, progress=progress)
 
 
+def _default_beat_model() -> str:
+    from rhythmicnet.models.beat_model import has_beat_model
+
+    return "net" if has_beat_model("full") else "onset"
+
+
 def _run_rhythm(args: argparse.Namespace) -> int:
     from rhythmicnet.fileio import ensure_output_dir
     from rhythmicnet.offline.rhythm_report import plot_rhythm, rhythm_record, write_rhythm_json
@@ -83,7 +90,8 @@ def _run_rhythm(args: argparse.Namespace) -> int:
     seq = _load_sequence(args.input, outdir, use_cache=not args.no_cache, progress=not args.quiet)
     t_pose = time.perf_counter() - t0
     lo, hi = args.tempo_range
-    analysis = analyse(seq, Video2RhythmConfig(beat_model=args.beat_model, min_bpm=lo, max_bpm=hi),
+    beat_model = args.beat_model or _default_beat_model()
+    analysis = analyse(seq, Video2RhythmConfig(beat_model=beat_model, min_bpm=lo, max_bpm=hi),
                        source=str(args.input))
     record = rhythm_record(analysis, str(args.input), seq.fps)
     record["stage_seconds"] = {"keypoints": round(t_pose, 4), **record["stage_seconds"]}

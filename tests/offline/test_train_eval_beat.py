@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rhythmicnet.cli import main
-from rhythmicnet.offline.eval_beat import downbeats_from, load_beat_model, score_clip
+from rhythmicnet.models.beat_model import load_beat_model
+from rhythmicnet.offline.eval_beat import downbeats_from, score_clip
 from rhythmicnet.offline.train_beat import BeatTrainConfig, train_beat
 
 
@@ -64,3 +65,24 @@ def test_downbeats_pick_the_strongest_phase():
     for t in beats[2::4]:
         act[int(round(t * 30))] = 1.0
     np.testing.assert_allclose(downbeats_from(beats, act), beats[2::4])
+
+
+def test_rhythm_analysis_uses_the_learned_model(tiny_beat, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from rhythmicnet.errors import WeightsError
+    from rhythmicnet.offline.synthetic_motion import SyntheticMotionConfig, synthesize
+    from rhythmicnet.offline.video2rhythm import Video2RhythmConfig, analyse
+
+    out, _ = tiny_beat
+    for suffix in (".pt", ".json"):  # the tiny causal weights stand in for the offline model's files
+        shutil.copy(out / f"beat_full_causal{suffix}", tmp_path / f"beat_full{suffix}")
+    seq = synthesize(SyntheticMotionConfig(duration_s=10, seed=2)).sequence
+    a = analyse(seq, Video2RhythmConfig(beat_model="net", weights_dir=tmp_path))
+    assert a.activation.shape == (seq.num_frames,) and 0 <= a.activation.min() and a.activation.max() <= 1
+    assert a.rhythm.num_steps > 0
+    empty = tmp_path / "none"
+    empty.mkdir()
+    with pytest.raises(WeightsError, match="beat_full.json"):
+        analyse(seq, Video2RhythmConfig(beat_model="net", weights_dir=Path(empty)))

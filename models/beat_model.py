@@ -1,0 +1,76 @@
+"""The trained beat network as Video2Rhythm's beat activation (weights from ``models/weights``).
+
+``LearnedBeatModel.load("full")`` is the offline model (bidirectional attention over the clip) used by
+``rhythm`` and ``render``; ``"full_causal"`` is the live model (its streaming form is
+:class:`~rhythmicnet.models.beat_net.BeatNetStream`). Loading is local only; a missing or corrupt file
+is a ``WeightsError`` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rhythmicnet.errors import WeightsError
+from rhythmicnet.models.beat_features import beat_input_features
+from rhythmicnet.models.beat_net import BeatNet, BeatNetConfig
+from rhythmicnet.models.keypoints import MODEL_FPS
+from rhythmicnet.models.tcn_beat import TCNBeat, TCNBeatConfig
+from rhythmicnet.models.weights import WEIGHTS_DIR, load_into, load_manifest
+
+
+def downbeats_from(beats: np.ndarray, downbeat_act: np.ndarray, fps: float = MODEL_FPS) -> np.ndarray:
+    """4/4 downbeats: the phase (0-3) of the beats that collects the most downbeat activation."""
+    if len(beats) == 0:
+        return beats
+    idx = np.clip(np.round(beats * fps).astype(int), 0, len(downbeat_act) - 1)
+    scores = [downbeat_act[idx[p::4]].sum() for p in range(4)]
+    return beats[int(np.argmax(scores))::4]
+
+
+def model_from_manifest(manifest: dict[str, Any], source: str = "manifest") -> torch.nn.Module:
+    """An untrained network of the architecture a beat manifest describes."""
+    try:
+        arch = manifest["architecture"]
+        if arch["kind"] == "tcn":
+            return TCNBeat(TCNBeatConfig.from_dict(arch["config"]))
+        return BeatNet(BeatNetConfig.from_dict(arch["config"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise WeightsError(f"{source}: corrupt beat model manifest ({e})") from e
+
+
+def load_beat_model(name: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR) -> torch.nn.Module:
+    """``beat_<name>.pt`` + ``beat_<name>.json`` from ``weights_dir``, in eval mode."""
+    d = Path(weights_dir)
+    manifest = load_manifest(d / f"beat_{name}.json")
+    model = model_from_manifest(manifest, str(d / f"beat_{name}.json"))
+    load_into(model, d / f"beat_{name}.pt")
+    return model.eval()
+
+
+def has_beat_model(name: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR) -> bool:
+    d = Path(weights_dir)
+    return (d / f"beat_{name}.json").is_file() and (d / f"beat_{name}.pt").is_file()
+
+
+class LearnedBeatModel:
+    """Beat and downbeat activations of a clip. Shapes: (T, 17, 2) normalised keypoints, (T, 17) -> (T,), (T,)."""
+
+    def __init__(self, model: torch.nn.Module, name: str = "full") -> None:
+        self.model = model.eval()
+        self.name = name
+
+    @classmethod
+    def load(cls, name: str = "full", weights_dir: str | os.PathLike[str] = WEIGHTS_DIR) -> LearnedBeatModel:
+        return cls(load_beat_model(name, weights_dir), name)
+
+    @torch.no_grad()
+    def activation(self, keypoints_norm: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feats = torch.as_tensor(beat_input_features(keypoints_norm, confidence), dtype=torch.float32)
+        out = self.model(feats[None])
+        return (torch.sigmoid(out.beat_logits[0]).numpy().astype(np.float64),
+                torch.sigmoid(out.downbeat_logits[0]).numpy().astype(np.float64))
