@@ -123,3 +123,18 @@ def test_bars_never_depend_on_future_rhythm_and_live_equals_render(tiny_run):
     assert np.array_equal(np.concatenate([g.hits for g in bars], axis=1), a.hits)
     perf.reset()
     assert np.array_equal(perf.next_bar(rhythm[:16]).hits, a.hits[:, :16])
+
+
+def test_chance_corrected_agreement():
+    from rhythmicnet.offline.eval_drums import accent_following, cohen_kappa
+
+    a = np.array([True, False, True, False] * 10)
+    assert cohen_kappa(a, a) == pytest.approx(1.0)
+    assert cohen_kappa(a, ~a) == pytest.approx(-1.0)
+    rng = np.random.default_rng(0)
+    assert abs(cohen_kappa(rng.random(20000) < 0.3, rng.random(20000) < 0.7)) < 0.03
+    hits = np.zeros((1, 9, 16), bool)
+    rhythm = np.zeros((1, 16), bool)
+    rhythm[0, [2, 6]] = True
+    hits[0, 0, [2, 6]] = True  # kicks exactly on the accents
+    assert accent_following(hits, rhythm) == pytest.approx(1.0)
