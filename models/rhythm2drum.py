@@ -35,9 +35,15 @@ UNET_WEIGHTS = "rhythm2drum_unet.pt"
 VOCAB_FILE = "hits_vocabulary.json"
 
 
+#: Default sampling temperature of the hits transformer. At 1.0 the samples are less diverse than real
+#: drumming (NDB 24 against 40 for real test windows, N = 9000); at 1.3 they match it (NDB 37 vs 40),
+#: with a slightly denser output (81 % of steps with an onset vs 77 %). See models/weights/rhythm2drum.json.
+DEFAULT_TEMPERATURE = 1.3
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
-    temperature: float = 1.0
+    temperature: float = DEFAULT_TEMPERATURE
     top_k: int | None = None
     seed: int | None = 0
 

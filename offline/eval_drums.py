@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from rhythmicnet.fileio import write_text_atomic
 from rhythmicnet.models.drum_grid import KICK, SNARE
-from rhythmicnet.models.rhythm2drum import Rhythm2Drum, SamplingConfig
+from rhythmicnet.models.rhythm2drum import DEFAULT_TEMPERATURE, Rhythm2Drum, SamplingConfig
 from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline import groove_dataset as gd
 
@@ -53,7 +53,7 @@ class DrumEvalConfig:
     k: int = 50
     kmeans_seed: int = 0
     alpha: float = 0.05
-    temperature: float = 1.0
+    temperature: float = DEFAULT_TEMPERATURE
     top_k: int | None = None
     batch_size: int = 256
     limit_files: int | None = None

@@ -211,7 +211,8 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                    help="the Groove MIDI Dataset folder (default: ../shared/data/groove_midi beside the repo)")
     d.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the figures to this JSON file")
     d.add_argument("--samples", type=int, default=9000, help="generated windows for NDB (default: 9000)")
-    d.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1.0)")
+    d.add_argument("--temperature", type=float, default=1.3,
+                   help="sampling temperature of the hits transformer (default: 1.3, the model's default)")
     d.add_argument("--top-k", type=int, default=None, help="sample from the k most likely words (default: all)")
     d.add_argument("--limit-files", type=int, default=None, metavar="N",
                    help="use only the first N files of each split (smoke tests)")
