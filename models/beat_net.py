@@ -68,7 +68,7 @@ in training mode still include padded frames.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
@@ -77,6 +77,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rhythmicnet.models.beat_features import FEATURE_CHANNELS
+from rhythmicnet.models.config import config_from_dict
 from rhythmicnet.models.skeleton import NUM_JOINTS, spatial_partition
 
 __all__ = [
@@ -188,11 +189,7 @@ class BeatNetConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BeatNetConfig:
         """Rebuild from :meth:`to_dict`; unknown keys raise ``ValueError`` (missing ones take defaults)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown BeatNetConfig keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 def _is_pos_int(value: object) -> bool:

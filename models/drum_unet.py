@@ -35,11 +35,13 @@ Decisions where the paper is open:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
+
+from rhythmicnet.models.config import config_from_dict
 
 __all__ = ["DrumUNet", "DrumUNetConfig", "UNetLoss", "unet_loss"]
 
@@ -89,11 +91,7 @@ class DrumUNetConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DrumUNetConfig:
         """Rebuild from :meth:`to_dict`; unknown keys raise ``ValueError`` (missing ones take defaults)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown DrumUNetConfig keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 def _norm(channels: int, groups: int) -> nn.GroupNorm:

@@ -55,12 +55,14 @@ played (its tokens forced with ``generate(..., prefix=...)``) and whose second b
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from rhythmicnet.models.config import config_from_dict
 
 __all__ = [
     "DecoderCache",
@@ -124,11 +126,7 @@ class HitsTransformerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HitsTransformerConfig:
         """Rebuild from :meth:`to_dict`; unknown keys raise ``ValueError`` (missing ones take defaults)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown HitsTransformerConfig keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 class DecoderCache(NamedTuple):

@@ -19,7 +19,7 @@ the past), otherwise symmetrically. Padded frames (``mask``) are zeroed at every
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch.nn.functional as F
@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from rhythmicnet.models.beat_features import FEATURE_CHANNELS
 from rhythmicnet.models.beat_net import BeatNetOutput
+from rhythmicnet.models.config import config_from_dict
 from rhythmicnet.models.skeleton import NUM_JOINTS
 
 __all__ = ["TCNBeat", "TCNBeatConfig"]
@@ -66,11 +67,7 @@ class TCNBeatConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TCNBeatConfig:
         """Rebuild from :meth:`to_dict`; unknown keys raise ``ValueError`` (missing ones take defaults)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TCNBeatConfig keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 class _TCNBlock(nn.Module):
