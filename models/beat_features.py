@@ -27,6 +27,7 @@ frame (positions and confidences, :class:`BeatFeatureState`) and differences aga
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from rhythmicnet.models.skeleton import NUM_JOINTS
 
 __all__ = [
     "FEATURE_CHANNELS",
+    "check_feature_batch",
     "FEATURE_NAMES",
     "POSITION_CLIP",
     "VELOCITY_CLIP",
@@ -139,3 +141,15 @@ class BeatFeatureStream:
 
     def process_offline(self, keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         return beat_input_features(keypoints, confidence)
+
+
+def check_feature_batch(x: Any, mask: Any, in_channels: int) -> tuple[int, int]:
+    """Validate a model input batch: x (B, T, 17, C) with T >= 1, mask None or (B, T). Returns (B, T)."""
+    if x.dim() != 4 or tuple(x.shape[2:]) != (NUM_JOINTS, in_channels):
+        raise ValueError(f"x must be (batch, frames, {NUM_JOINTS}, {in_channels}), got {tuple(x.shape)}")
+    b, t = int(x.shape[0]), int(x.shape[1])
+    if t == 0:
+        raise ValueError("x has no frames")
+    if mask is not None and tuple(mask.shape) != (b, t):
+        raise ValueError(f"mask must be (batch, frames) = {(b, t)}, got {tuple(mask.shape)}")
+    return b, t

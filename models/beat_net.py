@@ -76,7 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rhythmicnet.models.beat_features import FEATURE_CHANNELS
+from rhythmicnet.models.beat_features import FEATURE_CHANNELS, check_feature_batch
 from rhythmicnet.models.config import config_from_dict
 from rhythmicnet.models.skeleton import NUM_JOINTS, spatial_partition
 
@@ -594,13 +594,7 @@ class BeatNet(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None, *, offset: int = 0) -> BeatNetOutput:
         cfg = self.config
-        if x.dim() != 4 or x.shape[2:] != (NUM_JOINTS, cfg.in_channels):
-            raise ValueError(f"x must be (batch, frames, {NUM_JOINTS}, {cfg.in_channels}), got {tuple(x.shape)}")
-        b, t = x.shape[:2]
-        if t == 0:
-            raise ValueError("x has no frames")
-        if mask is not None and mask.shape != (b, t):
-            raise ValueError(f"mask must be (batch, frames) = {(b, t)}, got {tuple(mask.shape)}")
+        b, t = check_feature_batch(x, mask, cfg.in_channels)
         if mask is not None:
             mask = mask.to(torch.bool)
         h = self._normalise_input(x)  # (B, T, V, C)

@@ -25,7 +25,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rhythmicnet.models.beat_features import FEATURE_CHANNELS
+from rhythmicnet.models.beat_features import FEATURE_CHANNELS, check_feature_batch
 from rhythmicnet.models.beat_net import BeatNetOutput
 from rhythmicnet.models.config import config_from_dict
 from rhythmicnet.models.skeleton import NUM_JOINTS
@@ -108,13 +108,7 @@ class TCNBeat(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> BeatNetOutput:
         cfg = self.config
-        if x.dim() != 4 or x.shape[2:] != (NUM_JOINTS, cfg.in_channels):
-            raise ValueError(f"x must be (batch, frames, {NUM_JOINTS}, {cfg.in_channels}), got {tuple(x.shape)}")
-        b, t = x.shape[:2]
-        if t == 0:
-            raise ValueError("x has no frames")
-        if mask is not None and mask.shape != (b, t):
-            raise ValueError(f"mask must be (batch, frames) = {(b, t)}, got {tuple(mask.shape)}")
+        b, t = check_feature_batch(x, mask, cfg.in_channels)
         frame_mask = None if mask is None else mask.to(x.dtype).view(b, 1, t)
         h = self.input_proj(self.input_norm(x.reshape(b, t, -1).transpose(1, 2)))  # (B, C, T)
         for block in self.blocks:

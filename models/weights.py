@@ -52,17 +52,23 @@ def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a state dict (``weights_only=True``) from a file; WeightsError on any problem."""
+def torch_load(path: str | os.PathLike[str], what: str, *, weights_only: bool) -> Any:
+    """``torch.load`` to the CPU; a missing or damaged file is a WeightsError naming it and ``what`` it is."""
     import torch
 
     p = Path(path)
     if not p.is_file():
-        raise WeightsError(f"{p}: weights file not found")
+        raise WeightsError(f"{p}: {what} not found")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=weights_only)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
-        raise WeightsError(f"{p}: corrupt weights file ({e.__class__.__name__})") from e
+        raise WeightsError(f"{p}: corrupt {what} ({e.__class__.__name__})") from e
+
+
+def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a state dict (``weights_only=True``) from a file; WeightsError on any problem."""
+    p = Path(path)
+    obj = torch_load(p, "weights file", weights_only=True)
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]  # a training checkpoint
     if not isinstance(obj, dict):

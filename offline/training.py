@@ -18,6 +18,7 @@ import torch
 
 from rhythmicnet.errors import WeightsError
 from rhythmicnet.fileio import atomic_path
+from rhythmicnet.models.weights import torch_load
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,7 @@ def save_checkpoint(path: str | os.PathLike[str], *, model: torch.nn.Module, opt
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint written by ``save_checkpoint``; WeightsError naming the file when unusable."""
     p = Path(path)
-    if not p.is_file():
-        raise WeightsError(f"{p}: checkpoint not found")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
-        raise WeightsError(f"{p}: corrupt checkpoint ({e.__class__.__name__})") from e
+    state = torch_load(p, "checkpoint", weights_only=False)  # our own file: holds RNG states, not only tensors
     if not isinstance(state, dict) or "model" not in state:
         raise WeightsError(f"{p}: corrupt checkpoint (no model state)")
     return state
