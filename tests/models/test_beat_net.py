@@ -4,7 +4,6 @@ cached streaming == offline, masks, loss, a tiny training run."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -27,15 +26,7 @@ from rhythmicnet.models.beat_net import (
 )
 from rhythmicnet.models.skeleton import NUM_JOINTS, adjacency, spatial_partition
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """These models run many small ops: on a busy 2-core machine two OpenMP threads made the module
-    10x slower (threads waiting for a descheduled partner), so the tests run on one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = dict(stgcn_channels=(8, 8, 12, 12), temporal_kernel=3, d_model=16, n_heads=2, d_ff=32, rel_clip=6,

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
 from rhythmicnet.models.beat_net import BeatNetOutput, beat_loss
 from rhythmicnet.models.tcn_beat import TCNBeat, TCNBeatConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """These models run many small ops: on a busy 2-core machine two OpenMP threads made the module
-    10x slower (threads waiting for a descheduled partner), so the tests run on one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_config_round_trip_and_validation() -> None:
