@@ -138,3 +138,20 @@ def test_chance_corrected_agreement():
     rhythm[0, [2, 6]] = True
     hits[0, 0, [2, 6]] = True  # kicks exactly on the accents
     assert accent_following(hits, rhythm) == pytest.approx(1.0)
+
+
+def test_onset_f_gain_is_density_fair():
+    from rhythmicnet.offline.eval_drums import mismatched_pairs, onset_f_gain
+
+    grid_index = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    pair = mismatched_pairs(grid_index)
+    assert np.all(grid_index[pair] != grid_index)
+    rng = np.random.default_rng(3)
+    targets = rng.random((400, 9, 32)) < 0.05  # ~37 % of steps hit
+    gi = np.repeat(np.arange(100), 4)
+    pair = mismatched_pairs(gi)
+    # A copy of each target gains a lot; an all-on output, however high its F, gains nothing;
+    # drums independent of the target gain ~0.
+    assert onset_f_gain(targets, targets, pair) > 0.4
+    assert onset_f_gain(np.ones_like(targets), targets, pair) == pytest.approx(0.0, abs=0.02)
+    assert abs(onset_f_gain(rng.random((400, 9, 32)) < 0.05, targets, pair)) < 0.02
