@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rhythmicnet import __version__
+from rhythmicnet import __version__, cli_music
 from rhythmicnet.errors import InputError, RhythmicNetError
 
 log = logging.getLogger("rhythmicnet")
@@ -163,6 +163,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--val-every", type=int, default=200, help="validate and checkpoint every N steps (default: 200)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_run_train_beat)
+    cli_music.add_train_music(models)
 
 
 def _run_train_beat(args: argparse.Namespace) -> int:
@@ -216,6 +217,9 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--top-k", type=int, default=None, help="sample from the k most likely words (default: all)")
     d.add_argument("--limit-files", type=int, default=None, metavar="N",
                    help="use only the first N files of each split (smoke tests)")
+    d.add_argument("--drop-rate", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="accent dropout of the test rhythms, drawn per window from [LO, HI] (default: the training "
+                        "rhythms' 0.3 1.0; 0 0 keeps every kick/snare accent)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_run_eval_drums)
 
@@ -232,6 +236,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows to this JSON file")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_run_eval_beat)
+    cli_music.add_eval_music(models)
 
 
 def _run_eval_beat(args: argparse.Namespace) -> int:
@@ -251,7 +256,8 @@ def _run_eval_drums(args: argparse.Namespace) -> int:
     from rhythmicnet.offline.eval_drums import DrumEvalConfig, evaluate_drums, format_table, write_json
 
     cfg = DrumEvalConfig(n_generated=args.samples, temperature=args.temperature, top_k=args.top_k,
-                         limit_files=args.limit_files)
+                         limit_files=args.limit_files,
+                         **({"drop_rate": tuple(args.drop_rate)} if args.drop_rate else {}))
     record = evaluate_drums(args.weights or WEIGHTS_DIR, config=cfg, groove_root=args.groove_root,
                             progress=not args.quiet)
     print(format_table(record))
@@ -350,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_eval_parser(sub)
     _add_synth_parser(sub)
+    cli_music.add_music_command(sub)
     return parser
 
 

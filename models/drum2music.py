@@ -1,0 +1,128 @@
+"""Drum2Music, the stage object: drum bars in, piano or guitar notes out, one bar at a time.
+
+``render`` (offline) and ``live`` call the same object: :meth:`Drum2Music.reset`, then
+:meth:`Drum2Music.next_bar` per drum bar (the Transformer-XL memory of earlier drum and instrument bars
+is kept between calls), or :meth:`Drum2Music.generate` for all bars at once (the same loop). Drum bars
+come from Rhythm2Drum's :class:`~.drum_grid.DrumGrid` (:func:`drum_bars_from_grid`) or from MIDI.
+The network is :class:`~.music_transformer.Drum2MusicModel`; sampling is seeded, so a seed and the same
+drums give the same part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rhythmicnet.errors import WeightsError
+from rhythmicnet.models.drum_grid import DrumGrid
+from rhythmicnet.models.music_transformer import (
+    INSTRUMENT_PITCH_RANGE,
+    INSTRUMENTS,
+    Drum2MusicConfig,
+    Drum2MusicModel,
+    SamplingConfig,
+    encode_drum_bars,
+)
+from rhythmicnet.models.remi import STEPS_PER_BAR, VOCAB, BarNote, DrumBar, RemiGrammar
+from rhythmicnet.models.weights import WEIGHTS_DIR, load_into, load_manifest
+
+__all__ = ["Drum2Music", "NO_MEMORY_NAME", "drum_bars_from_grid", "has_music_model"]
+
+#: GM programs written by default: acoustic grand piano; for guitar the manifest names the program
+#: the training data mostly has (this is the fallback when it does not).
+DEFAULT_PROGRAMS = {"piano": 0, "guitar": 29}
+#: The reference implementation's sampling: temperature 1.2, top-k 5; seed 0.
+DEFAULT_SAMPLING = SamplingConfig()
+
+
+NO_MEMORY_NAME = "drum2music_no_memory"
+
+
+def has_music_model(weights_dir: str | Path = WEIGHTS_DIR, name: str = "drum2music") -> bool:
+    d = Path(weights_dir)
+    return (d / f"{name}.json").is_file() and (d / f"{name}.pt").is_file()
+
+
+def drum_bars_from_grid(grid: DrumGrid, tempo_bpm: float | None = None) -> list[DrumBar]:
+    """Split a drum grid (9, S) into bars (S padded up to whole bars) for the encoder."""
+    g = grid.padded_to_bars()
+    bpm = float(tempo_bpm if tempo_bpm is not None else g.bpm)
+    return [DrumBar(g.hits[:, i * STEPS_PER_BAR : (i + 1) * STEPS_PER_BAR],
+                    g.velocities[:, i * STEPS_PER_BAR : (i + 1) * STEPS_PER_BAR], bpm)
+            for i in range(g.num_bars)]
+
+
+class Drum2Music:
+    """The trained Drum2Music stage for one instrument. Build with :meth:`load`."""
+
+    def __init__(self, model: Drum2MusicModel, instrument: str = "piano", *, program: int | None = None,
+                 sampling: SamplingConfig = DEFAULT_SAMPLING, manifest: dict[str, Any] | None = None) -> None:
+        if instrument not in INSTRUMENTS:
+            raise ValueError(f"instrument is one of {INSTRUMENTS}, got {instrument!r}")
+        self.model = model.eval()
+        self.instrument = instrument
+        self.instrument_id = INSTRUMENTS.index(instrument)
+        self.manifest = manifest or {}
+        programs = {**DEFAULT_PROGRAMS, **self.manifest.get("programs", {})}
+        self.program = int(program if program is not None else programs[instrument])
+        self.sampling = sampling
+        c = model.config
+        self.grammar = RemiGrammar(c.max_bar_len, INSTRUMENT_PITCH_RANGE[instrument])
+        self.reset()
+
+    @classmethod
+    def load(cls, weights_dir: str | Path = WEIGHTS_DIR, instrument: str = "piano", *, program: int | None = None,
+             sampling: SamplingConfig = DEFAULT_SAMPLING, name: str = "drum2music") -> Drum2Music:
+        """Load ``<name>.json`` + ``<name>.pt`` (default: the shipped model) from ``weights_dir``."""
+        d = Path(weights_dir)
+        manifest = load_manifest(d / f"{name}.json")
+        try:
+            config = Drum2MusicConfig.from_dict(manifest["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise WeightsError(f"{d / name}.json: corrupt weights manifest ({e})") from e
+        model = Drum2MusicModel(config)
+        load_into(model, d / f"{name}.pt")
+        return cls(model, instrument, program=program, sampling=sampling, manifest=manifest)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the memory (a new piece); reseed the sampler (``seed`` or the sampling config's)."""
+        self.memory = self.model.initial_memory(1)
+        s = seed if seed is not None else self.sampling.seed
+        self.generator = torch.Generator()
+        if s is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(s))
+        self.tokens: list[list[int]] = []
+
+    @torch.no_grad()
+    def next_bar(self, drum_bar: DrumBar) -> list[BarNote]:
+        """The instrument notes of the bar that goes with ``drum_bar``; the memory moves on by one bar."""
+        drums = encode_drum_bars([drum_bar], self.model.config.max_drum_len)
+        tokens, self.memory = self.model.generate_bar(drums, self.instrument_id, self.memory, self.grammar,
+                                                      self.sampling, self.generator)
+        self.tokens.append(tokens)
+        return VOCAB.decode_notes(tokens)
+
+    def generate(self, drum_bars: Sequence[DrumBar], *, progress: Any = None) -> list[list[BarNote]]:
+        """All bars from a fresh memory (``reset`` first, same seed): one list of notes per drum bar.
+
+        ``progress``: an optional callable taking the number of bars done (e.g. a tqdm ``update``).
+        """
+        self.reset()
+        out = []
+        for bar in drum_bars:
+            out.append(self.next_bar(bar))
+            if progress is not None:
+                progress(1)
+        return out
+
+
+def notes_to_array(bars: Sequence[Sequence[BarNote]]) -> np.ndarray:
+    """Bars of notes -> (N, 4) int array of (absolute step, pitch, velocity, duration)."""
+    rows = [(i * STEPS_PER_BAR + n.step, n.pitch, n.velocity, n.duration) for i, bar in enumerate(bars) for n in bar]
+    return np.array(rows, dtype=np.int64).reshape(-1, 4)

@@ -1,0 +1,332 @@
+"""The Drum2Music network (paper: Methods, "Drum2Music"): a Transformer-XL encoder-decoder, one bar at a time.
+
+The encoder reads the REMI tokens of drum bar i (relative self-attention over the bar and the memory
+of earlier drum bars); the decoder writes the tokens of the piano or guitar bar i (causal relative
+self-attention with the memory of earlier instrument bars, cross-attention to the encoder output of
+bar i). Memory = the layer inputs of the last ``mem_len`` (256) real tokens; ``mem_len = 0`` is the
+paper's no-memory ablation. Shapes below: B batch, Le drum-bar length, Ld decoder input length
+(``max_bar_len - 1``: the last token a bar can hold, ``EndBar``, is only ever a target).
+
+**One model, two instruments.** A learned instrument embedding (0 piano, 1 guitar) is added to every
+decoder input. Piano and guitar share nearly all of what they learn (following drums, harmony,
+durations), the guitar data is small, and POP909's piano can then help the guitar too; one model
+also halves the training budget of the three runs (shipped / without POP909 / no memory). At
+generation a pitch range per instrument (piano 21-108, guitar 40-88) is part of the grammar mask.
+
+Generation samples token by token with cached keys/values (:class:`BarDecoder`), temperature and
+top-k (reference defaults 1.2 and 5), under :class:`~.remi.RemiGrammar`, so every bar is valid REMI.
+:meth:`Drum2MusicModel.generate_bar_full` recomputes the whole prefix at every token: the tests
+check that both give the same tokens for the same seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+import torch
+from torch import Tensor, nn
+
+from rhythmicnet.models.config import config_from_dict
+from rhythmicnet.models.remi import PITCH_RANGE, VOCAB, BarNote, DrumBar, RemiGrammar
+from rhythmicnet.models.transformer_xl import (
+    CrossAttention,
+    FeedForward,
+    RelativeSelfAttention,
+    key_positions,
+    update_memory,
+)
+
+__all__ = [
+    "INSTRUMENTS",
+    "BarMemory",
+    "Drum2MusicConfig",
+    "Drum2MusicModel",
+    "SamplingConfig",
+    "encode_drum_bars",
+    "encode_instrument_bars",
+]
+
+INSTRUMENTS = ("piano", "guitar")
+INSTRUMENT_PITCH_RANGE = {"piano": PITCH_RANGE, "guitar": (40, 88)}
+
+
+@dataclass(frozen=True)
+class Drum2MusicConfig:
+    vocab_size: int = len(VOCAB)
+    d_model: int = 128
+    n_heads: int = 8
+    n_encoder_layers: int = 4
+    n_decoder_layers: int = 8
+    d_ff: int = 512
+    dropout: float = 0.1
+    #: Memory length in real tokens; 0 switches memory off (the ablation).
+    mem_len: int = 256
+    #: Longest drum bar (tokens, Bar and EndBar included); longer bars drop their last hits.
+    max_drum_len: int = 64
+    #: Longest instrument bar (tokens, Bar and EndBar included).
+    max_bar_len: int = 128
+    n_instruments: int = len(INSTRUMENTS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Drum2MusicConfig:
+        return config_from_dict(cls, d)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 1.2
+    top_k: int | None = 5
+    seed: int | None = 0
+
+
+@dataclass
+class BarMemory:
+    """Per-layer memories (layer inputs) of the encoder and the decoder, (B, mem_len, D) each."""
+
+    enc: list[Tensor]
+    enc_valid: Tensor  # (B, mem_len) bool
+    dec: list[Tensor]
+    dec_valid: Tensor
+    bars: int = 0
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, c: Drum2MusicConfig) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(c.d_model), nn.LayerNorm(c.d_model)
+        self.attn = RelativeSelfAttention(c.d_model, c.n_heads)
+        self.ff = FeedForward(c.d_model, c.d_ff, c.dropout)
+        self.drop = nn.Dropout(c.dropout)
+
+    def forward(self, x: Tensor, x_valid: Tensor, mem: Tensor, mem_valid: Tensor) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), self.ln1(mem), mem_valid, x_valid, causal=False))
+        return x + self.drop(self.ff(self.ln2(x)))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, c: Drum2MusicConfig) -> None:
+        super().__init__()
+        self.ln1, self.ln2, self.ln3 = nn.LayerNorm(c.d_model), nn.LayerNorm(c.d_model), nn.LayerNorm(c.d_model)
+        self.attn = RelativeSelfAttention(c.d_model, c.n_heads)
+        self.cross = CrossAttention(c.d_model, c.n_heads)
+        self.ff = FeedForward(c.d_model, c.d_ff, c.dropout)
+        self.drop = nn.Dropout(c.dropout)
+
+    def finish(self, x: Tensor, cross_kv: tuple[Tensor, Tensor], ctx_valid: Tensor) -> Tensor:
+        """Cross-attention and feed-forward after the self-attention residual."""
+        x = x + self.drop(self.cross(self.ln2(x), cross_kv, ctx_valid))
+        return x + self.drop(self.ff(self.ln3(x)))
+
+    def forward(self, x: Tensor, x_valid: Tensor, mem: Tensor, mem_valid: Tensor,
+                cross_kv: tuple[Tensor, Tensor], ctx_valid: Tensor) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), self.ln1(mem), mem_valid, x_valid, causal=True))
+        return self.finish(x, cross_kv, ctx_valid)
+
+
+class Drum2MusicModel(nn.Module):
+    """Encoder-decoder Transformer-XL over bars of REMI tokens."""
+
+    def __init__(self, config: Drum2MusicConfig = Drum2MusicConfig()) -> None:
+        super().__init__()
+        c = self.config = config
+        self.enc_emb = nn.Embedding(c.vocab_size, c.d_model, padding_idx=VOCAB.pad)
+        self.dec_emb = nn.Embedding(c.vocab_size, c.d_model, padding_idx=VOCAB.pad)
+        self.instrument_emb = nn.Embedding(c.n_instruments, c.d_model)
+        self.encoder = nn.ModuleList(EncoderLayer(c) for _ in range(c.n_encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(c) for _ in range(c.n_decoder_layers))
+        self.enc_norm, self.dec_norm = nn.LayerNorm(c.d_model), nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.head.weight = self.dec_emb.weight  # tied input/output embeddings
+        self.drop = nn.Dropout(c.dropout)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def encoder_layers(self) -> list[EncoderLayer]:
+        return cast(list[EncoderLayer], list(self.encoder))
+
+    def decoder_layers(self) -> list[DecoderLayer]:
+        return cast(list[DecoderLayer], list(self.decoder))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # --- memory ------------------------------------------------------------------------------------
+    def initial_memory(self, batch: int, device: torch.device | None = None) -> BarMemory:
+        c = self.config
+        z = torch.zeros(batch, c.mem_len, c.d_model, device=device)
+        none = torch.zeros(batch, c.mem_len, dtype=torch.bool, device=device)
+        return BarMemory([z] * c.n_encoder_layers, none, [z] * c.n_decoder_layers, none)
+
+    # --- one bar, all tokens at once (training, scoring) ------------------------------------------
+    def encode_bar(self, drum_tokens: Tensor, memory: BarMemory) -> tuple[Tensor, Tensor, list[Tensor], Tensor]:
+        """Drum bar tokens (B, Le) -> encoder output (B, Le, D), its validity (B, Le), new encoder memory."""
+        valid = drum_tokens != VOCAB.pad
+        x = self.drop(self.enc_emb(drum_tokens))
+        new_mem = []
+        m_valid = memory.enc_valid
+        for layer, mem in zip(self.encoder_layers(), memory.enc, strict=True):
+            m, m_valid = update_memory(mem, memory.enc_valid, x, valid, self.config.mem_len)
+            new_mem.append(m.detach())
+            x = layer(x, valid, mem, memory.enc_valid)
+        return self.enc_norm(x), valid, new_mem, m_valid
+
+    def _decoder_input(self, tokens: Tensor, instrument: Tensor) -> Tensor:
+        return self.drop(self.dec_emb(tokens) + self.instrument_emb(instrument)[:, None, :])
+
+    def decode_bar(self, dec_input: Tensor, instrument: Tensor, context: Tensor, context_valid: Tensor,
+                   memory: BarMemory) -> tuple[Tensor, list[Tensor], Tensor]:
+        """Teacher-forced decoder over one bar.
+
+        dec_input (B, Ld) tokens ``Bar ...`` (pads after); instrument (B,) ids; context (B, Le, D).
+        Returns logits (B, Ld, V), the new decoder memory and its validity.
+        """
+        # EndBar is only ever a target: as an input (teacher forcing of a full bar) it is treated as a
+        # pad, so the memory holds what generation feeds (Bar .. the last note), never EndBar.
+        valid = (dec_input != VOCAB.pad) & (dec_input != VOCAB.end_bar)
+        x = self._decoder_input(dec_input, instrument)
+        new_mem = []
+        m_valid = memory.dec_valid
+        for layer, mem in zip(self.decoder_layers(), memory.dec, strict=True):
+            m, m_valid = update_memory(mem, memory.dec_valid, x, valid, self.config.mem_len)
+            new_mem.append(m.detach())
+            x = layer(x, valid, mem, memory.dec_valid, layer.cross.project_kv(context), context_valid)
+        return self.head(self.dec_norm(x)), new_mem, m_valid
+
+    def forward_bar(self, drum_tokens: Tensor, dec_input: Tensor, instrument: Tensor,
+                    memory: BarMemory) -> tuple[Tensor, BarMemory]:
+        """One bar, teacher forced: logits (B, Ld, V) and the memory for the next bar."""
+        context, ctx_valid, enc_mem, enc_valid = self.encode_bar(drum_tokens, memory)
+        logits, dec_mem, dec_valid = self.decode_bar(dec_input, instrument, context, ctx_valid, memory)
+        return logits, BarMemory(enc_mem, enc_valid, dec_mem, dec_valid, memory.bars + 1)
+
+    # --- generation ----------------------------------------------------------------------------------
+    def generate_bar_full(self, drum_tokens: Tensor, instrument: int, memory: BarMemory, grammar: RemiGrammar,
+                          sampling: SamplingConfig, generator: torch.Generator) -> tuple[list[int], BarMemory]:
+        """Reference generation (batch 1): recomputes the decoder over the whole prefix at every token."""
+        context, ctx_valid, enc_mem, enc_valid = self.encode_bar(drum_tokens, memory)
+        inst = torch.tensor([instrument])
+        tokens = [VOCAB.bar]
+        grammar.reset()
+        grammar.advance(VOCAB.bar)
+        while True:
+            logits, _, _ = self.decode_bar(torch.tensor([tokens]), inst, context, ctx_valid, memory)
+            t = sample_token(logits[0, -1], grammar.allowed(), sampling, generator)
+            grammar.advance(t)
+            if t == VOCAB.end_bar:
+                break
+            tokens.append(t)
+        _, dec_mem, dec_valid = self.decode_bar(torch.tensor([tokens]), inst, context, ctx_valid, memory)
+        return tokens + [VOCAB.end_bar], BarMemory(enc_mem, enc_valid, dec_mem, dec_valid, memory.bars + 1)
+
+    def generate_bar(self, drum_tokens: Tensor, instrument: int, memory: BarMemory, grammar: RemiGrammar,
+                     sampling: SamplingConfig, generator: torch.Generator) -> tuple[list[int], BarMemory]:
+        """Incremental generation (batch 1): one decoder step per token with cached keys/values."""
+        context, ctx_valid, enc_mem, enc_valid = self.encode_bar(drum_tokens, memory)
+        dec = BarDecoder(self, instrument, context, ctx_valid, memory)
+        grammar.reset()
+        grammar.advance(VOCAB.bar)
+        tokens = [VOCAB.bar]
+        logits = dec.step(VOCAB.bar)
+        while True:
+            t = sample_token(logits, grammar.allowed(), sampling, generator)
+            grammar.advance(t)
+            tokens.append(t)
+            if t == VOCAB.end_bar:
+                break
+            logits = dec.step(t)
+        dec_mem, dec_valid = dec.memory()
+        return tokens, BarMemory(enc_mem, enc_valid, dec_mem, dec_valid, memory.bars + 1)
+
+
+class BarDecoder:
+    """Decoder state inside one bar (batch 1): cached keys/values per layer, one token per :meth:`step`."""
+
+    def __init__(self, model: Drum2MusicModel, instrument: int, context: Tensor, context_valid: Tensor,
+                 memory: BarMemory) -> None:
+        self.model, self.memory_in = model, memory
+        self.instrument = torch.tensor([instrument])
+        self.ctx_valid = context_valid
+        self.layers = model.decoder_layers()
+        self.cross_kv = [layer.cross.project_kv(context) for layer in self.layers]
+        self.mem_kv = [layer.attn.project_kv(layer.ln1(mem))
+                       for layer, mem in zip(self.layers, memory.dec, strict=True)]
+        self.k: list[list[Tensor]] = [[] for _ in model.decoder]
+        self.v: list[list[Tensor]] = [[] for _ in model.decoder]
+        self.inputs: list[list[Tensor]] = [[] for _ in model.decoder]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, token: int) -> Tensor:
+        """Feed one token; returns the logits of the next one, (V,)."""
+        m = self.model
+        mem_len = m.config.mem_len
+        x = m._decoder_input(torch.tensor([[token]]), self.instrument)  # (1, 1, D)
+        k_pos = key_positions(mem_len, self.t + 1)
+        q_pos = torch.tensor([self.t])
+        allowed = torch.cat([self.memory_in.dec_valid, torch.ones(1, self.t + 1, dtype=torch.bool)], 1)[:, None, :]
+        for i, layer in enumerate(self.layers):
+            self.inputs[i].append(x)
+            a = layer.ln1(x)
+            q, k, v = layer.attn.qkv(a).split(a.shape[-1], dim=-1)
+            self.k[i].append(layer.attn._heads(k))
+            self.v[i].append(layer.attn._heads(v))
+            keys = torch.cat([self.mem_kv[i][0], *self.k[i]], dim=2)
+            values = torch.cat([self.mem_kv[i][1], *self.v[i]], dim=2)
+            x = x + layer.attn.attend(layer.attn._heads(q), keys, values, q_pos, k_pos, allowed)
+            x = layer.finish(x, self.cross_kv[i], self.ctx_valid)
+        self.t += 1
+        return m.head(m.dec_norm(x))[0, 0]
+
+    def memory(self) -> tuple[list[Tensor], Tensor]:
+        """The decoder memory after this bar (its fed tokens appended)."""
+        mems, valid = [], self.memory_in.dec_valid
+        for i, mem in enumerate(self.memory_in.dec):
+            h = torch.cat(self.inputs[i], dim=1)
+            new, valid = update_memory(mem, self.memory_in.dec_valid, h, torch.ones(h.shape[:2], dtype=torch.bool),
+                                       self.model.config.mem_len)
+            mems.append(new)
+        return mems, valid
+
+
+def sample_token(logits: Tensor, allowed: Any, sampling: SamplingConfig, generator: torch.Generator) -> int:
+    """Temperature + top-k sampling among the allowed tokens. logits (V,), allowed (V,) bool."""
+    mask = torch.as_tensor(allowed, dtype=torch.bool)
+    z = logits.detach().float().masked_fill(~mask, float("-inf")) / max(sampling.temperature, 1e-6)
+    if sampling.top_k is not None:
+        k = min(int(sampling.top_k), int(mask.sum()))
+        kth = torch.topk(z, k).values[-1]
+        z = z.masked_fill(z < kth, float("-inf"))
+    p = torch.softmax(z, dim=-1)
+    return int(torch.multinomial(p, 1, generator=generator))
+
+
+def encode_drum_bars(bars: Sequence[DrumBar], max_len: int) -> Tensor:
+    """Drum bars -> (n_bars, max_len) token ids, pad-filled."""
+    out = torch.full((len(bars), max_len), VOCAB.pad, dtype=torch.long)
+    for i, bar in enumerate(bars):
+        t = VOCAB.encode_drums(bar, max_len)
+        out[i, : len(t)] = torch.tensor(t)
+    return out
+
+
+def encode_instrument_bars(bars: Sequence[Sequence[BarNote]], max_len: int) -> Tensor:
+    """Instrument bars -> (n_bars, max_len) token ids (``Bar ... EndBar``), pad-filled."""
+    out = torch.full((len(bars), max_len), VOCAB.pad, dtype=torch.long)
+    for i, notes in enumerate(bars):
+        t = VOCAB.encode_notes(notes, max_len)
+        out[i, : len(t)] = torch.tensor(t)
+    return out
+

@@ -1,0 +1,151 @@
+"""The Drum2Music commands of ``rhythmicnet``: ``music``, ``train music`` and ``eval music``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rhythmicnet.errors import InputError, WeightsError
+
+INSTRUMENT_HELP = "piano or guitar (one model plays both; default: piano)"
+
+
+def _weights_dir(args: argparse.Namespace) -> Path:
+    from rhythmicnet.models.weights import WEIGHTS_DIR
+
+    return Path(args.weights) if getattr(args, "weights", None) else WEIGHTS_DIR
+
+
+def add_music_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "music", help="write a piano or guitar part for a drum MIDI file (Drum2Music)",
+        description="Drum2Music on a drum MIDI file (General MIDI drums on channel 10, 4/4): the Transformer-XL "
+                    "writes the instrument part bar by bar, remembering the bars before. Writes a two-track MIDI "
+                    "file (drums + instrument) at the drum file's tempo.")
+    p.add_argument("drums", type=Path, metavar="DRUMS.mid", help="drum MIDI file (e.g. a Groove MIDI Dataset file)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid", help="the two-track MIDI to write")
+    p.add_argument("--instrument", choices=["piano", "guitar"], default="piano", help=INSTRUMENT_HELP)
+    p.add_argument("--program", type=int, default=None, metavar="0-127",
+                   help="GM program of the part (default: 0 acoustic grand for piano; for guitar the program the "
+                        "training data mostly has, see models/weights/drum2music.json)")
+    p.add_argument("--temperature", type=float, default=1.2, help="sampling temperature (default: 1.2)")
+    p.add_argument("--top-k", type=int, default=5, help="sample among the k most likely tokens (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed gives the same part (default: 0)")
+    p.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="folder with drum2music.json/.pt (default: the shipped models/weights)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_run_music)
+
+
+def _run_music(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from rhythmicnet.models.drum2music import Drum2Music, drum_bars_from_grid, has_music_model
+    from rhythmicnet.models.music_transformer import SamplingConfig
+    from rhythmicnet.offline.drum_midi import read_midi_file
+    from rhythmicnet.offline.music_midi import write_music_midi
+
+    if args.program is not None and not 0 <= args.program <= 127:
+        raise InputError(f"--program must lie in 0..127, got {args.program}")
+    if args.temperature <= 0 or (args.top_k is not None and args.top_k < 1):
+        raise InputError("--temperature must be > 0 and --top-k >= 1")
+    weights = _weights_dir(args)
+    if not has_music_model(weights):
+        raise WeightsError(f"{weights}: no Drum2Music weights (drum2music.json + drum2music.pt)")
+    grid = read_midi_file(args.drums).padded_to_bars()
+    if not grid.hits.any():
+        raise InputError(f"{args.drums}: no General MIDI drum notes on channel 10")
+    d2m = Drum2Music.load(weights, args.instrument, program=args.program,
+                          sampling=SamplingConfig(temperature=args.temperature, top_k=args.top_k, seed=args.seed))
+    bars = drum_bars_from_grid(grid)
+    with tqdm(total=len(bars), desc=f"writing {args.instrument}", unit="bar", disable=args.quiet) as bar:
+        notes = d2m.generate(bars, progress=bar.update)
+    write_music_midi(args.output, grid, notes, program=d2m.program, instrument=args.instrument)
+    if not args.quiet:
+        n = sum(len(b) for b in notes)
+        print(f"{args.drums.name}: {len(bars)} bars at {grid.bpm:.1f} BPM -> {n} {args.instrument} notes "
+              f"(GM program {d2m.program}); wrote {args.output}")
+    return 0
+
+
+def add_train_music(models: argparse._SubParsersAction) -> None:
+    m = models.add_parser(
+        "music", help="Drum2Music: Transformer-XL over REMI bars (multitrack MIDI + POP909)",
+        description="Train Drum2Music on the multitrack set's permissive files (drums -> piano/guitar pairs) with "
+                    "POP909 piano pretraining, and write <name>.pt + <name>.json to OUTDIR. One model serves both "
+                    "instruments.")
+    m.add_argument("-o", "--output", type=Path, default=None, metavar="OUTDIR",
+                   help="where the weights go (default: the package's models/weights)")
+    m.add_argument("--name", default=None,
+                   help="weights name (default: drum2music, drum2music_no_pop909 with --no-pop909, "
+                        "drum2music_no_memory with --no-memory)")
+    m.add_argument("--no-memory", action="store_true",
+                   help="the paper's ablation: a separate model trained with its segment memory switched off")
+    m.add_argument("--no-pop909", action="store_true", help="train on the multitrack set only (no POP909 pretraining)")
+    m.add_argument("--minutes", type=float, default=None, help="wall-time budget; stops when reached")
+    m.add_argument("--steps", type=int, default=20000, help="optimiser steps at most (default: 20000)")
+    m.add_argument("--batch-size", type=int, default=8, help="16-bar segments per batch (default: 8)")
+    m.add_argument("--d-model", type=int, default=128, help="model width (default: 128)")
+    m.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    m.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    m.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto = CUDA when available, else CPU (default: auto)")
+    m.add_argument("--checkpoint", type=Path, default=None, metavar="FILE",
+                   help="checkpoint file (default: OUTDIR/<name>.ckpt)")
+    m.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
+    m.add_argument("--val-every", type=int, default=100, help="validate and checkpoint every N steps (default: 100)")
+    m.add_argument("--limit-songs", type=int, default=None, metavar="N",
+                   help="use only the first N songs of each pool (smoke tests)")
+    m.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    m.set_defaults(func=_run_train_music)
+
+
+def _run_train_music(args: argparse.Namespace) -> int:
+    from rhythmicnet.models.weights import WEIGHTS_DIR
+    from rhythmicnet.offline.train_music import MusicTrainConfig, train_music
+
+    name = args.name or ("drum2music_no_memory" if args.no_memory else
+                         "drum2music_no_pop909" if args.no_pop909 else "drum2music")
+    cfg = MusicTrainConfig(name=name, mem_len=0 if args.no_memory else 256, use_pop909=not args.no_pop909,
+                           max_minutes=args.minutes, steps=args.steps, batch_size=args.batch_size,
+                           d_model=args.d_model, d_ff=4 * args.d_model, seed=args.seed, threads=args.threads,
+                           device=args.device, val_every=args.val_every, limit_songs=args.limit_songs)
+    out = args.output or WEIGHTS_DIR
+    m = train_music(out, config=cfg, checkpoint=args.checkpoint, resume=args.resume, progress=not args.quiet)
+    t = m["training"]
+    print(f"trained {name}: {m['parameters']} parameters, {t['steps_run']} steps, {t['tokens_seen']} tokens in "
+          f"{t['seconds'] / 60:.1f} min on {t['device']}; best validation NLL {m['validation_nll']:.3f} nats/token; "
+          f"weights in {out}")
+    return 0
+
+
+def add_eval_music(models: argparse._SubParsersAction) -> None:
+    m = models.add_parser(
+        "music", help="Drum2Music: pitch/rhythm statistics, histogram overlaps, NLL with and without memory (Table 3)",
+        description="Table 3 on the multitrack validation + test splits: PC/bar, PI, IOI of generated and real "
+                    "parts, PCH/NLH overlap, NLL of the memory and no-memory models, rhythmic coupling and ms per "
+                    "bar, with bootstrap 95%% intervals.")
+    m.add_argument("--instrument", choices=["piano", "guitar", "both"], default="both",
+                   help="which part to evaluate (default: both)")
+    m.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="folder with drum2music.json/.pt and drum2music_no_memory.json/.pt (default: the shipped "
+                        "models/weights)")
+    m.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N segments")
+    m.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the records to this JSON file")
+    m.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    m.set_defaults(func=_run_eval_music)
+
+
+def _run_eval_music(args: argparse.Namespace) -> int:
+    from rhythmicnet.offline.eval_music import evaluate_music, format_table, write_json
+
+    instruments = ["piano", "guitar"] if args.instrument == "both" else [args.instrument]
+    records = []
+    for inst in instruments:
+        r = evaluate_music(inst, _weights_dir(args), limit=args.limit,
+                           progress=not args.quiet)
+        print(format_table(r))
+        records.append(r)
+    if args.json:
+        write_json(args.json, records)
+    return 0
