@@ -1,0 +1,90 @@
+"""A tiny real Drum2Music training run (a few steps on two real files) and the music command on it."""
+
+import json
+from pathlib import Path
+
+import mido
+import pytest
+
+from rhythmicnet.cli import main
+from rhythmicnet.offline import music_dataset as md
+from rhythmicnet.offline.train_music import MusicData, MusicTrainConfig, batch_tensors, train_music
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+GROOVE_FILE = SHARED / "groove_midi" / "groove" / "drummer1" / "session1" / "102_funk_95_beat_4-4.mid"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    try:
+        root = md.find_multitrack_root()
+    except Exception:  # noqa: BLE001
+        pytest.skip("../shared/data/multitrack_midi is not there")
+    out = tmp_path_factory.mktemp("music")
+    # One small freedoom file (BSD-3) with both a piano and a guitar part; 8 bars of each are plenty.
+    parts = {i: md.parse_multitrack_file(root / "freedoom/d_e4m9.mid", i, licence="BSD-3-Clause", split="train")[0]
+             for i in ("piano", "guitar")}
+    piano, guitar = (md.segments(parts[i], length=8, hop=8)[1] for i in ("piano", "guitar"))
+    data = MusicData(train=[piano, guitar], pop909=[], validation=[piano])
+    cfg = MusicTrainConfig(d_model=32, d_ff=64, batch_size=2, segment_bars=4, steps=3, val_every=2,
+                           use_pop909=False, max_bar_len=48, max_drum_len=48, threads=1, warmup_steps=1)
+    manifest = train_music(out, config=cfg, progress=False, data=data)
+    return out, manifest, data
+
+
+def test_tiny_training_run_writes_weights_manifest_and_checkpoint(tiny_run):
+    out, manifest, _ = tiny_run
+    assert (out / "drum2music.pt").is_file() and (out / "drum2music.ckpt").is_file()
+    saved = json.loads((out / "drum2music.json").read_text())
+    assert saved["training"]["steps_run"] == 3 and saved["parameters"] == manifest["parameters"] > 0
+    assert saved["config"]["n_decoder_layers"] == 8 and saved["config"]["n_encoder_layers"] == 4
+    assert saved["config"]["n_heads"] == 8 and saved["config"]["mem_len"] == 256
+    assert saved["programs"]["piano"] == 0 and 24 <= saved["programs"]["guitar"] <= 31
+    assert [h["step"] for h in saved["history"]] == [2, 3]
+    assert all(h["val_nll"] > 0 for h in saved["history"])
+
+
+def test_training_resumes_from_the_checkpoint(tiny_run, tmp_path):
+    out, _, data = tiny_run
+    cfg = MusicTrainConfig(d_model=32, d_ff=64, batch_size=2, segment_bars=4, steps=4, val_every=2,
+                           use_pop909=False, max_bar_len=48, max_drum_len=48, threads=1, warmup_steps=1)
+    m = train_music(tmp_path, config=cfg, checkpoint=out / "drum2music.ckpt", resume=True, progress=False,
+                    data=data)
+    assert m["training"]["steps_run"] == 4 and [h["step"] for h in m["history"]] == [2, 3, 4]
+
+
+def test_batches_pad_bars_to_the_longest_in_the_batch(tiny_run):
+    _, _, data = tiny_run
+    cfg = MusicTrainConfig(max_bar_len=48, max_drum_len=48).model_config()
+    b = batch_tensors(data.train[:2], cfg, 3)
+    assert b["drums"].shape[:2] == (2, 3) and b["inst"].shape[:2] == (2, 3)
+    assert b["inst"].shape[2] <= 48 and b["instrument"].tolist() == [0, 1]
+
+
+def test_music_command_on_a_groove_file(tiny_run, tmp_path, capsys):
+    if not GROOVE_FILE.is_file():
+        pytest.skip("Groove MIDI file not there")
+    out, _, _ = tiny_run
+    target = tmp_path / "funk_piano.mid"
+    rc = main(["music", str(GROOVE_FILE), "-o", str(target), "--instrument", "guitar", "--weights", str(out),
+               "--seed", "1", "-q"])
+    assert rc == 0
+    mid = mido.MidiFile(target)
+    assert len(mid.tracks) == 2
+    programs = [m.program for m in mid.tracks[1] if m.type == "program_change"]
+    assert programs == [json.loads((out / "drum2music.json").read_text())["programs"]["guitar"]]
+    drums = [m for m in mid.tracks[0] if m.type == "note_on" and m.velocity > 0]
+    assert drums and all(m.channel == 9 for m in drums)
+    # The same seed writes the same file.
+    again = tmp_path / "again.mid"
+    assert main(["music", str(GROOVE_FILE), "-o", str(again), "--instrument", "guitar", "--weights", str(out),
+                 "--seed", "1", "-q"]) == 0
+    assert again.read_bytes() == target.read_bytes()
+
+
+def test_music_command_errors_are_one_line(tiny_run, tmp_path, capsys):
+    out, _, _ = tiny_run
+    assert main(["music", str(tmp_path / "missing.mid"), "-o", str(tmp_path / "x.mid"), "--weights", str(out)]) == 2
+    assert "missing.mid" in capsys.readouterr().err
+    assert main(["music", str(GROOVE_FILE), "-o", str(tmp_path / "x.mid"), "--weights", str(tmp_path)]) == 2
+    assert "no Drum2Music weights" in capsys.readouterr().err
