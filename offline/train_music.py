@@ -68,11 +68,11 @@ class MusicTrainConfig:
     dropout: float = 0.1
     max_bar_len: int = 128
     max_drum_len: int = 64
-    batch_size: int = 8
+    batch_size: int = 4
     segment_bars: int = SEGMENT_BARS
-    lr: float = 5e-4
+    lr: float = 7e-4
     weight_decay: float = 0.01
-    warmup_steps: int = 200
+    warmup_steps: int = 60
     steps: int = 20000
     max_minutes: float | None = None
     use_pop909: bool = True
@@ -80,7 +80,7 @@ class MusicTrainConfig:
     pop909_weight: float = 1.0
     transpose: int = 5
     tempo_scale: tuple[float, float] = (0.85, 1.15)
-    val_every: int = 100
+    val_every: int = 50
     seed: int = 0
     threads: int | None = None
     device: str = "auto"

@@ -84,7 +84,9 @@ def add_train_music(models: argparse._SubParsersAction) -> None:
     m.add_argument("--no-pop909", action="store_true", help="train on the multitrack set only (no POP909 pretraining)")
     m.add_argument("--minutes", type=float, default=None, help="wall-time budget; stops when reached")
     m.add_argument("--steps", type=int, default=20000, help="optimiser steps at most (default: 20000)")
-    m.add_argument("--batch-size", type=int, default=8, help="16-bar segments per batch (default: 8)")
+    m.add_argument("--batch-size", type=int, default=4, help="16-bar segments per batch (default: 4)")
+    m.add_argument("--lr", type=float, default=7e-4, help="peak learning rate (AdamW, cosine decay; default: 7e-4)")
+    m.add_argument("--warmup-steps", type=int, default=60, help="linear warm-up steps (default: 60)")
     m.add_argument("--d-model", type=int, default=128, help="model width (default: 128)")
     m.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     m.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
@@ -93,7 +95,7 @@ def add_train_music(models: argparse._SubParsersAction) -> None:
     m.add_argument("--checkpoint", type=Path, default=None, metavar="FILE",
                    help="checkpoint file (default: OUTDIR/<name>.ckpt)")
     m.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
-    m.add_argument("--val-every", type=int, default=100, help="validate and checkpoint every N steps (default: 100)")
+    m.add_argument("--val-every", type=int, default=50, help="validate and checkpoint every N steps (default: 50)")
     m.add_argument("--limit-songs", type=int, default=None, metavar="N",
                    help="use only the first N songs of each pool (smoke tests)")
     m.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -109,7 +111,8 @@ def _run_train_music(args: argparse.Namespace) -> int:
     cfg = MusicTrainConfig(name=name, mem_len=0 if args.no_memory else 256, use_pop909=not args.no_pop909,
                            max_minutes=args.minutes, steps=args.steps, batch_size=args.batch_size,
                            d_model=args.d_model, d_ff=4 * args.d_model, seed=args.seed, threads=args.threads,
-                           device=args.device, val_every=args.val_every, limit_songs=args.limit_songs)
+                           device=args.device, val_every=args.val_every, limit_songs=args.limit_songs, lr=args.lr,
+                           warmup_steps=args.warmup_steps)
     out = args.output or WEIGHTS_DIR
     m = train_music(out, config=cfg, checkpoint=args.checkpoint, resume=args.resume, progress=not args.quiet)
     t = m["training"]
