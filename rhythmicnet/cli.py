@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rhythmicnet import __version__, cli_music
+from rhythmicnet import __version__, cli_music, cli_render
 from rhythmicnet.errors import InputError, RhythmicNetError
 
 log = logging.getLogger("rhythmicnet")
@@ -357,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_parser(sub)
     _add_synth_parser(sub)
     cli_music.add_music_command(sub)
+    cli_render.add_render_command(sub)
     return parser
 
 

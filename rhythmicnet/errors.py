@@ -31,3 +31,7 @@ class WeightsError(RhythmicNetError):
 
 class DeviceError(RhythmicNetError):
     """A MIDI port, camera or audio device is missing or cannot be opened."""
+
+
+class FFmpegNotFoundError(RhythmicNetError):
+    """The ffmpeg or ffprobe executable is not on PATH."""

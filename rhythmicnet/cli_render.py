@@ -1,0 +1,88 @@
+"""``rhythmicnet render``: the whole paper pipeline on a recorded clip (see offline/render.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _tempo_range(text: str) -> tuple[float, float]:
+    from rhythmicnet.cli import _tempo_range as parse
+
+    return parse(text)
+
+
+def add_render_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "render", help="score a recorded video: drums + piano/guitar as MIDI, WAV and the video with its soundtrack",
+        description="Run the whole pipeline on a recorded clip: body keypoints -> beats (offline beat network + "
+                    "DBN) and style -> rhythm -> drums (Rhythm2Drum, bar by bar) -> piano or guitar (Drum2Music, "
+                    "bar by bar with memory). Writes into OUTDIR: drums.mid, piano.mid or guitar.mid, "
+                    "soundtrack.mid (tempo map on the dancer's beats, bar 1 on the first downbeat), soundtrack.wav "
+                    "and one WAV per part (48 kHz, FluidSynth + a General MIDI SoundFont), <name>_scored.mp4 (H.264 "
+                    "+ AAC), rhythm.png and report.json (tempo, beats, settings, stage times, weights).")
+    p.add_argument("input", type=Path, metavar="INPUT",
+                   help="a video (mp4, mov, webm, ...) or a keypoint file (.npz/.json: keypoints (T,17,2) px, "
+                        "confidence (T,17), times (T,) s); for keypoints the video is a rendered skeleton")
+    p.add_argument("-o", "--output", type=Path, default=Path("out"), metavar="OUTDIR",
+                   help="folder for every output and the keypoint cache (default: ./out)")
+    p.add_argument("--instrument", choices=["piano", "guitar", "none"], default="piano",
+                   help="the accompaniment: piano, guitar, or none for drums only (default: piano)")
+    p.add_argument("--program", type=int, default=None, metavar="0-127",
+                   help="GM program of the accompaniment (default: 0 for piano; for guitar the program the training "
+                        "data mostly has)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of every random choice (drums, accompaniment, rhythm controls): the same seed and input "
+                        "give the same files (default: 0)")
+    p.add_argument("--temperature", type=float, default=1.2,
+                   help="sampling temperature of the accompaniment (default: 1.2; drums keep their trained 1.3)")
+    p.add_argument("--top-k", type=int, default=5,
+                   help="sample the accompaniment among the k most likely tokens (default: 5)")
+    p.add_argument("--tempo-range", type=_tempo_range, default=(60.0, 180.0), metavar="MIN-MAX",
+                   help="tempo range of the beat tracker in BPM (default: 60-180)")
+    p.add_argument("--tempo", type=float, default=None, metavar="BPM",
+                   help="pin the tempo (the beat tracker searches only +-2%% around it; the phase still follows "
+                        "the movement)")
+    p.add_argument("--rhythm", choices=["real", "random", "shuffle"], default="real",
+                   help="the paper's listening controls: 'random' = each 16th on with probability 0.5, 'shuffle' = "
+                        "the real rhythm shuffled in time (default: real)")
+    p.add_argument("--beat-model", choices=["net", "onset"], default=None,
+                   help="beat activation: the trained network or the motion-onset baseline (default: net)")
+    p.add_argument("--soundfont", type=Path, default=None, metavar="SF2",
+                   help="General MIDI SoundFont for the WAVs (default: $RHYTHMICNET_SOUNDFONT or Debian's "
+                        "FluidR3_GM.sf2 from fluid-soundfont-gm)")
+    p.add_argument("--video-codec", choices=["auto", "copy", "h264"], default="auto",
+                   help="video stream of the scored MP4: copy it (H.264 input only), re-encode to H.264, or auto = "
+                        "copy when it is H.264 (default: auto)")
+    p.add_argument("--keep-audio", action="store_true",
+                   help="mix the video's own audio (at -12 dB) under the soundtrack instead of replacing it")
+    p.add_argument("--no-cache", action="store_true",
+                   help="run pose estimation again even if OUTDIR has keypoints cached for this video")
+    p.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="folder with the trained weights (default: the shipped models/weights)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary, errors only")
+    p.set_defaults(func=_run_render)
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    from rhythmicnet.errors import InputError
+    from rhythmicnet.models.weights import WEIGHTS_DIR
+    from rhythmicnet.offline.render import RenderConfig, render
+
+    if args.soundfont is not None and not args.soundfont.is_file():
+        raise InputError(f"{args.soundfont}: SoundFont not found")
+    cfg = RenderConfig(instrument=args.instrument, program=args.program, seed=args.seed,
+                       temperature=args.temperature, top_k=args.top_k, tempo_range=args.tempo_range,
+                       tempo=args.tempo, rhythm=args.rhythm, beat_model=args.beat_model,
+                       soundfont=str(args.soundfont) if args.soundfont else None, video_codec=args.video_codec,
+                       keep_audio=args.keep_audio, use_cache=not args.no_cache,
+                       weights_dir=str(args.weights or WEIGHTS_DIR))
+    result = render(args.input, args.output, cfg, progress=not args.quiet)
+    if not args.quiet:
+        r = result.record
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in r["stage_seconds"].items())
+        print(f"{args.input.name}: {r['duration_s']:.1f} s, {r['tempo_bpm']} BPM, {r['beat_count']} beats, "
+              f"{r['bars']} bars, notes {r['notes']}")
+        print(f"time per stage: {stages}")
+        print("wrote " + ", ".join(str(Path(args.output) / v) for v in r["outputs"].values()))
+    return 0
