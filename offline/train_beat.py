@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,7 +41,13 @@ from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline.beat_eval_set import TRAIN_CONFIG, TRAIN_SEED_LIMIT, training_clip, validation_clip
 from rhythmicnet.offline.synthetic_dancer import GENERATOR_VERSION, SyntheticDance, beat_targets
 from rhythmicnet.offline.train_drums import _git_commit
-from rhythmicnet.offline.training import load_checkpoint, pick_device, save_checkpoint, seed_everything
+from rhythmicnet.offline.training import (
+    hardware_record,
+    load_checkpoint,
+    pick_device,
+    save_checkpoint,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 MODEL_KINDS = (*ABLATION_ROWS, "tcn")
@@ -228,9 +233,7 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
                  "train_seeds": f"[0, {TRAIN_SEED_LIMIT}) from seed {config.seed}",
                  "validation_seeds": f"validation_clip(0..{config.val_clips - 1})",
                  "window_frames": config.window_frames, "clip_seconds": config.clip_seconds},
-        "training": {**asdict(config), "steps_run": step, "seconds": round(elapsed(), 1), "device": str(device),
-                     "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                     "torch": torch.__version__},
+        "training": {**asdict(config), "steps_run": step, "seconds": round(elapsed(), 1), **hardware_record(device)},
         "validation_f": best_f,
         "history": history,
     }

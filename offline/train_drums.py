@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import platform
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,7 +36,13 @@ from rhythmicnet.models.hits_vocabulary import HitsVocabulary
 from rhythmicnet.models.rhythm2drum import HITS_WEIGHTS, MANIFEST, UNET_WEIGHTS, VOCAB_FILE
 from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline import groove_dataset as gd
-from rhythmicnet.offline.training import load_checkpoint, pick_device, save_checkpoint, seed_everything
+from rhythmicnet.offline.training import (
+    hardware_record,
+    load_checkpoint,
+    pick_device,
+    save_checkpoint,
+    seed_everything,
+)
 from rhythmicnet.offline.training import resume as resume_checkpoint
 
 log = logging.getLogger(__name__)
@@ -258,9 +263,7 @@ def train_drums(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: DrumTr
         "unet": {"file": UNET_WEIGHTS, "config": unet_cfg.to_dict(), "parameters": unet.num_parameters(),
                  "best_epoch": best_u.epoch, "loss": "MSE over hit cells"},
         "training": {**asdict(config), "epochs_run": len(history), "steps": step, "seconds": round(elapsed, 1),
-                     "device": str(device), "torch_threads": torch.get_num_threads(),
-                     "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                     "torch": torch.__version__},
+                     "torch_threads": torch.get_num_threads(), **hardware_record(device)},
         "history": history,
     }
     write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")

@@ -27,7 +27,6 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -51,7 +50,13 @@ from rhythmicnet.models.music_transformer import (
 from rhythmicnet.models.remi import VOCAB, DrumBar
 from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline import music_dataset as md
-from rhythmicnet.offline.training import load_checkpoint, pick_device, save_checkpoint, seed_everything
+from rhythmicnet.offline.training import (
+    hardware_record,
+    load_checkpoint,
+    pick_device,
+    save_checkpoint,
+    seed_everything,
+)
 from rhythmicnet.offline.training import resume as resume_checkpoint
 
 log = logging.getLogger(__name__)
@@ -309,9 +314,7 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
             "augmentation": {"transpose": config.transpose, "tempo_scale": list(config.tempo_scale)},
         },
         "training": {**asdict(config), "steps_run": step, "tokens_seen": tokens_seen,
-                     "seconds": round(elapsed(), 1), "device": str(device),
-                     "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                     "torch": torch.__version__},
+                     "seconds": round(elapsed(), 1), **hardware_record(device)},
         "validation_nll": best_nll,
         "history": history,
     }

@@ -34,6 +34,14 @@ def pick_device(prefer: str = "auto") -> torch.device:
     return torch.device("cuda")
 
 
+def hardware_record(device: torch.device) -> dict[str, str]:
+    """Where a run trained, for manifests: device, CPU and core count, torch version."""
+    import platform
+
+    return {"device": str(device), "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "torch": torch.__version__}
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))

@@ -151,11 +151,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: file not found")
-    cmd = [_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_streams", "-show_format", str(p)]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except FileNotFoundError as e:
-        raise FFmpegNotFoundError("ffmpeg/ffprobe not found: install ffmpeg") from e
+    res = _run_tool([_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_streams", "-show_format",
+                     str(p)])
     if res.returncode != 0:
         raise InputError(f"{p}: not a readable video or audio file ({_last_line(res.stderr)})")
     try:
@@ -197,13 +194,18 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     )
 
 
+def _run_tool(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ffmpeg/ffprobe, capturing its output; a missing executable is FFmpegNotFoundError."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except FileNotFoundError as e:
+        raise FFmpegNotFoundError("ffmpeg/ffprobe not found: install ffmpeg") from e
+
+
 def _run_ffmpeg(args: list[str], out: Path) -> None:
     cmd = [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
     log.debug("ffmpeg: %s", " ".join(cmd))
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except FileNotFoundError as e:
-        raise FFmpegNotFoundError("ffmpeg/ffprobe not found: install ffmpeg") from e
+    res = _run_tool(cmd)
     if res.returncode != 0:
         raise OutputError(f"{out}: ffmpeg failed: {_last_line(res.stderr)}")
 
