@@ -52,6 +52,11 @@ def load_beat_model(name: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR
     return model.eval()
 
 
+def is_causal(model: torch.nn.Module) -> bool:
+    """True for a causal (live) beat model: it reads running-normalised keypoints (``normalize_running``)."""
+    return bool(getattr(getattr(model, "config", None), "causal", False))
+
+
 def has_beat_model(name: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR) -> bool:
     d = Path(weights_dir)
     return (d / f"beat_{name}.json").is_file() and (d / f"beat_{name}.pt").is_file()

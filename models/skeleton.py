@@ -194,3 +194,14 @@ class RunningBodyFrame:
         centre = self.centre if self.centre is not None else np.zeros(2)
         scale = self.scale if self.scale else 1.0
         return ((keypoints - centre) / max(scale, 1e-6)).astype(np.float32)
+
+
+def normalize_running(keypoints: np.ndarray, confidence: np.ndarray, fps: float, tau_s: float = 3.0) -> np.ndarray:
+    """The live normalisation over a whole clip, causally (what :class:`RunningBodyFrame` gives frame
+    by frame). Shapes: (T, 17, 2), (T, 17) -> (T, 17, 2)."""
+    frame = RunningBodyFrame(tau_s=tau_s)
+    dt = 1.0 / float(fps)
+    out = np.empty(keypoints.shape, dtype=np.float32)
+    for t in range(len(keypoints)):
+        out[t] = frame.process_online(keypoints[t], confidence[t], dt)
+    return out

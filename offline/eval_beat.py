@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from rhythmicnet.fileio import write_text_atomic
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, OnlineBeatTracker, decode_beats
-from rhythmicnet.models.beat_model import downbeats_from, load_beat_model
+from rhythmicnet.models.beat_model import downbeats_from, is_causal, load_beat_model
 from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
 from rhythmicnet.models.onset_activation import onset_activation
 from rhythmicnet.models.skeleton import normalize_clip
@@ -105,6 +105,7 @@ def evaluate_rows(rows: Iterable[str], weights_dir: str | os.PathLike[str] = WEI
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     for dance in tqdm(clips, desc="held-out clips", disable=not progress, unit="clip"):
         clip = prepare_clip(dance)
+        live_clip: PreparedClip | None = None  # running normalisation, for causal models
         cache: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         for row in rows:
             base = "full_causal" if row == "full_causal_streaming" else row
@@ -113,7 +114,11 @@ def evaluate_rows(rows: Iterable[str], weights_dir: str | os.PathLike[str] = WEI
                 act, down = onset_activation(normalize_clip(seq.keypoints, seq.confidence), seq.confidence), None
             elif base in models:
                 if base not in cache:
-                    cache[base] = clip_activations(models[base], clip.features)
+                    feats = clip.features
+                    if is_causal(models[base]):
+                        live_clip = live_clip or prepare_clip(dance, running=True)
+                        feats = live_clip.features
+                    cache[base] = clip_activations(models[base], feats)
                 act, down = cache[base]
             else:
                 continue

@@ -46,9 +46,10 @@ from rhythmicnet.errors import InputError
 from rhythmicnet.fileio import write_text_atomic
 from rhythmicnet.models.beat_features import beat_input_features
 from rhythmicnet.models.beat_hmm import tempo_from_beats
-from rhythmicnet.models.keypoints import prepare_for_model
+from rhythmicnet.models.beat_model import is_causal
+from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
 from rhythmicnet.models.onset_activation import onset_activation
-from rhythmicnet.models.skeleton import normalize_clip
+from rhythmicnet.models.skeleton import normalize_clip, normalize_running
 from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline.eval_beat import LEARNED_ROWS, ROW_LABELS, _decode, load_beat_model
 from rhythmicnet.offline.pose_estimation import load_or_extract
@@ -232,9 +233,14 @@ def evaluate_real_clips(
                 if base == "onset":
                     acts[base] = onset_activation(kp, seq.confidence)
                 else:
-                    if feats is None:
-                        feats = beat_input_features(kp, seq.confidence).astype(np.float32)
-                    acts[base], _ = clip_activations(models[base], feats)
+                    if is_causal(models[base]):  # the live normalisation, as in training
+                        live = normalize_running(seq.keypoints, seq.confidence, MODEL_FPS)
+                        acts[base], _ = clip_activations(models[base], beat_input_features(live, seq.confidence)
+                                                         .astype(np.float32))
+                    else:
+                        if feats is None:
+                            feats = beat_input_features(kp, seq.confidence).astype(np.float32)
+                        acts[base], _ = clip_activations(models[base], feats)
             est = _decode(acts[base], streaming=row == "full_causal_streaming")
             lo, hi = ann.span
             est_span = est[(est >= lo) & (est <= hi)]

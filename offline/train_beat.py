@@ -1,7 +1,8 @@
 """Train a beat network (any ablation row, offline or causal, or the TCN baseline): ``rhythmicnet train beat``.
 
 Data: synthetic dancers generated on the fly (``offline/synthetic_dancer.py``, training seeds only),
-each clip resampled to 30 fps, normalised with its clip-level centre and scale, turned into the input
+each clip resampled to 30 fps, normalised with its clip-level centre and scale (the causal variant:
+with the live running estimate, ``skeleton.normalize_running``, tau 3 s), turned into the input
 features (``models/beat_features.py``), and cut to a random window of ``window_frames`` frames;
 targets are the labelled beats and downbeats widened to +-1 frame. Clips are never split across train
 and validation: validation uses its own seed range and whole 30 s clips, scored by mir_eval's
@@ -35,7 +36,7 @@ from rhythmicnet.models.beat_features import beat_input_features
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats
 from rhythmicnet.models.beat_net import ABLATION_ROWS, BeatNet, ablation_config, beat_loss
 from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
-from rhythmicnet.models.skeleton import normalize_clip
+from rhythmicnet.models.skeleton import normalize_clip, normalize_running
 from rhythmicnet.models.tcn_beat import TCNBeat, TCNBeatConfig
 from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline.beat_eval_set import TRAIN_CONFIG, TRAIN_SEED_LIMIT, training_clip, validation_clip
@@ -101,9 +102,12 @@ class PreparedClip:
     downbeats: np.ndarray
 
 
-def prepare_clip(dance: SyntheticDance) -> PreparedClip:
+def prepare_clip(dance: SyntheticDance, running: bool = False) -> PreparedClip:
+    """Features and targets of a clip; ``running``: the live (causal) normalisation instead of the
+    clip-level one — the causal model trains and is scored on what it will see live."""
     seq = prepare_for_model(dance.sequence)
-    kp = normalize_clip(seq.keypoints, seq.confidence)
+    kp = (normalize_running(seq.keypoints, seq.confidence, MODEL_FPS) if running
+          else normalize_clip(seq.keypoints, seq.confidence))
     feats = beat_input_features(kp, seq.confidence).astype(np.float32)
     bt, dt = beat_targets(seq.times, dance.beats, dance.downbeats)
     return PreparedClip(feats, bt, dt, np.asarray(dance.beats), np.asarray(dance.downbeats))
@@ -115,7 +119,7 @@ def _batch(cfg: BeatTrainConfig, step: int, rng: np.random.Generator) -> dict[st
     feats, bts, dts, masks = [], [], [], []
     for b in range(cfg.batch_size):
         index = (cfg.seed * 7919 + step * cfg.batch_size + b) % TRAIN_SEED_LIMIT
-        clip = prepare_clip(training_clip(index, dancer))
+        clip = prepare_clip(training_clip(index, dancer), running=cfg.causal)
         t = len(clip.features)
         start = int(rng.integers(0, max(1, t - w + 1)))
         sl = slice(start, start + w)
@@ -167,7 +171,7 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
     model, arch = build_model(config.model, config.causal)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    val = [prepare_clip(validation_clip(i)) for i in range(config.val_clips)]
+    val = [prepare_clip(validation_clip(i), running=config.causal) for i in range(config.val_clips)]
 
     step, history, best_f, best_state, elapsed_before = 0, [], -1.0, None, 0.0
     if resume and ckpt_path.exists():
@@ -232,7 +236,8 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
         "data": {"generator": "offline/synthetic_dancer.py", "generator_version": GENERATOR_VERSION,
                  "train_seeds": f"[0, {TRAIN_SEED_LIMIT}) from seed {config.seed}",
                  "validation_seeds": f"validation_clip(0..{config.val_clips - 1})",
-                 "window_frames": config.window_frames, "clip_seconds": config.clip_seconds},
+                 "window_frames": config.window_frames, "clip_seconds": config.clip_seconds,
+                 "normalisation": "running (tau 3 s, causal)" if config.causal else "clip-level"},
         "training": {**asdict(config), "steps_run": step, "seconds": round(elapsed(), 1), **hardware_record(device)},
         "validation_f": best_f,
         "history": history,

@@ -82,3 +82,17 @@ def test_running_body_frame_is_slow():
     assert (hip_y.max() - hip_y.min()) > 0.8 * (20 / 110.0)
     rb.reset()
     assert rb.centre is None and rb.scale is None
+
+
+def test_normalize_running_is_the_live_frame_over_a_clip_and_causal():
+    from rhythmicnet.models.skeleton import RunningBodyFrame, normalize_running
+
+    rng = np.random.default_rng(0)
+    kp = (rng.random((60, 17, 2)) * 200 + 100).astype(np.float32)
+    conf = np.ones((60, 17), np.float32)
+    frame = RunningBodyFrame()
+    live = np.stack([frame.process_online(kp[t], conf[t], 1 / 30) for t in range(60)])
+    assert np.array_equal(normalize_running(kp, conf, 30.0), live)
+    later = kp.copy()
+    later[40:] += 500.0  # the future changes
+    assert np.array_equal(normalize_running(later, conf, 30.0)[:40], live[:40])
