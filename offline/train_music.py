@@ -294,16 +294,28 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
             save_checkpoint(ckpt_path, model=model, optimizer=opt, step=step, epoch=0,
                             config={"train": asdict(config), "model": model.config.to_dict()},
                             extra={"history": history, "best_nll": best_nll, "best_state": best_state,
-                                   "elapsed_s": elapsed(), "tokens_seen": tokens_seen})
+                                   "elapsed_s": elapsed(), "tokens_seen": tokens_seen,
+                                   "hardware": hardware_record(device)})
     bar.close()
     if best_state is None:
         best_state = model.state_dict()
+    return write_weights(out, config, model.config, best_state, data,
+                         {"steps_run": step, "tokens_seen": tokens_seen, "seconds": round(elapsed(), 1),
+                          **hardware_record(device)}, best_nll, history)
+
+
+def write_weights(out: Path, config: MusicTrainConfig, model_config: Drum2MusicConfig, state: dict[str, Any],
+                  data: MusicData, run: dict[str, Any], best_nll: float, history: list[dict[str, Any]],
+                  note: str | None = None) -> dict[str, Any]:
+    """Write ``<name>.pt`` (the state dict) and the manifest ``<name>.json`` atomically; returns the manifest."""
+    model = Drum2MusicModel(model_config)
+    model.load_state_dict(state)
     with atomic_path(out / f"{config.name}.pt") as tmp:
-        torch.save(best_state, tmp)
+        torch.save(state, tmp)
     manifest = {
         "model": "drum2music",
         "version": 1,
-        "config": model.config.to_dict(),
+        "config": model_config.to_dict(),
         "parameters": model.num_parameters(),
         "programs": _programs(data),
         "data": {
@@ -311,15 +323,34 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
             "pop909": "../shared/data/pop909 train split (MIT)" if config.use_pop909 else None,
             "train_songs": len(data.train), "pop909_songs": len(data.pop909),
             "validation_songs": len(data.validation),
+            "train_bars": {inst: sum(len(s.notes) for s in data.train if s.instrument == inst) for inst in INSTRUMENTS},
+            "pop909_bars": sum(len(s.notes) for s in data.pop909),
             "augmentation": {"transpose": config.transpose, "tempo_scale": list(config.tempo_scale)},
         },
-        "training": {**asdict(config), "steps_run": step, "tokens_seen": tokens_seen,
-                     "seconds": round(elapsed(), 1), **hardware_record(device)},
+        "training": {**asdict(config), **run},
         "validation_nll": best_nll,
         "history": history,
     }
+    if note:
+        manifest["note"] = note
     write_text_atomic(out / f"{config.name}.json", json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def export_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *,
+                      note: str | None = None) -> dict[str, Any]:
+    """Write the best weights so far of a (possibly still running) training run, with its manifest."""
+    state = load_checkpoint(checkpoint)
+    config = MusicTrainConfig(**{**state["config"]["train"],
+                                 "tempo_scale": tuple(state["config"]["train"]["tempo_scale"])})
+    model_config = Drum2MusicConfig.from_dict(state["config"]["model"])
+    extra = state["extra"]
+    best = extra["best_state"] if extra["best_state"] is not None else state["model"]
+    run = {"steps_run": int(state["step"]), "tokens_seen": int(extra["tokens_seen"]),
+           "seconds": round(float(extra["elapsed_s"]), 1), "checkpoint": str(checkpoint),
+           **extra.get("hardware", hardware_record(torch.device("cpu")))}
+    return write_weights(ensure_output_dir(out_dir), config, model_config, best, load_data(config), run,
+                         float(extra["best_nll"]), extra["history"], note)
 
 
 def _expected_steps(history: list[dict[str, Any]], budget_s: float, cap: int) -> int:

@@ -48,8 +48,9 @@ def test_training_resumes_from_the_checkpoint(tiny_run, tmp_path):
     out, _, data = tiny_run
     cfg = MusicTrainConfig(d_model=32, d_ff=64, batch_size=2, segment_bars=4, steps=4, val_every=2,
                            use_pop909=False, max_bar_len=48, max_drum_len=48, threads=1, warmup_steps=1)
-    m = train_music(tmp_path, config=cfg, checkpoint=out / "drum2music.ckpt", resume=True, progress=False,
-                    data=data)
+    ckpt = tmp_path / "copy.ckpt"
+    ckpt.write_bytes((out / "drum2music.ckpt").read_bytes())  # leave the module's run as it is
+    m = train_music(tmp_path, config=cfg, checkpoint=ckpt, resume=True, progress=False, data=data)
     assert m["training"]["steps_run"] == 4 and [h["step"] for h in m["history"]] == [2, 3, 4]
 
 
@@ -88,3 +89,15 @@ def test_music_command_errors_are_one_line(tiny_run, tmp_path, capsys):
     assert "missing.mid" in capsys.readouterr().err
     assert main(["music", str(GROOVE_FILE), "-o", str(tmp_path / "x.mid"), "--weights", str(tmp_path)]) == 2
     assert "no Drum2Music weights" in capsys.readouterr().err
+
+
+def test_export_from_a_checkpoint_gives_loadable_weights(tiny_run, tmp_path, monkeypatch):
+    from rhythmicnet.models.drum2music import Drum2Music
+    from rhythmicnet.offline import train_music
+
+    out, _, data = tiny_run
+    monkeypatch.setattr(train_music, "load_data", lambda config: data)
+    m = train_music.export_checkpoint(out / "drum2music.ckpt", tmp_path, note="interim")
+    assert m["note"] == "interim" and m["training"]["steps_run"] == 3
+    d2m = Drum2Music.load(tmp_path, "piano")
+    assert d2m.model.config.d_model == 32
