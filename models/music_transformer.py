@@ -34,7 +34,6 @@ from rhythmicnet.models.transformer_xl import (
     CrossAttention,
     FeedForward,
     RelativeSelfAttention,
-    key_positions,
     update_memory,
 )
 
@@ -252,40 +251,57 @@ class Drum2MusicModel(nn.Module):
 
 
 class BarDecoder:
-    """Decoder state inside one bar (batch 1): cached keys/values per layer, one token per :meth:`step`."""
+    """Decoder state inside one bar (batch 1): one token per :meth:`step`.
+
+    Keys and values live in preallocated buffers ``[memory, bar]`` per layer (no re-concatenation per
+    token), and the projected relative-position vectors of every distance a bar can need are computed
+    once per bar, so a step is a handful of small matrix products per layer.
+    """
 
     def __init__(self, model: Drum2MusicModel, instrument: int, context: Tensor, context_valid: Tensor,
                  memory: BarMemory) -> None:
         self.model, self.memory_in = model, memory
+        c = model.config
+        self.mem_len, self.max_len = c.mem_len, c.max_bar_len
         self.instrument = torch.tensor([instrument])
         self.ctx_valid = context_valid
         self.layers = model.decoder_layers()
         self.cross_kv = [layer.cross.project_kv(context) for layer in self.layers]
-        self.mem_kv = [layer.attn.project_kv(layer.ln1(mem))
-                       for layer, mem in zip(self.layers, memory.dec, strict=True)]
-        self.k: list[list[Tensor]] = [[] for _ in model.decoder]
-        self.v: list[list[Tensor]] = [[] for _ in model.decoder]
-        self.inputs: list[list[Tensor]] = [[] for _ in model.decoder]
+        n = self.mem_len + self.max_len
+        # rows in decreasing distance (n-1 .. 0), so the last n rows serve n keys without a flip
+        self.r = [layer.attn.relative_table(n).flip(0) for layer in self.layers]
+        self.k: list[Tensor] = []
+        self.v: list[Tensor] = []
+        for layer, mem in zip(self.layers, memory.dec, strict=True):
+            k_m, v_m = layer.attn.project_kv(layer.ln1(mem))
+            k = k_m.new_zeros(1, k_m.shape[1], n, k_m.shape[3])
+            v = torch.zeros_like(k)
+            k[:, :, : self.mem_len], v[:, :, : self.mem_len] = k_m, v_m
+            self.k.append(k)
+            self.v.append(v)
+        self.allowed = torch.cat([memory.dec_valid, torch.ones(1, self.max_len, dtype=torch.bool)], 1)[:, None, :]
+        self.inputs: list[list[Tensor]] = [[] for _ in self.layers]
         self.t = 0
 
     @torch.no_grad()
     def step(self, token: int) -> Tensor:
         """Feed one token; returns the logits of the next one, (V,)."""
+        if self.t >= self.max_len:
+            raise ValueError(f"a bar holds at most {self.max_len} tokens")
         m = self.model
-        mem_len = m.config.mem_len
         x = m._decoder_input(torch.tensor([[token]]), self.instrument)  # (1, 1, D)
-        k_pos = key_positions(mem_len, self.t + 1)
-        q_pos = torch.tensor([self.t])
-        allowed = torch.cat([self.memory_in.dec_valid, torch.ones(1, self.t + 1, dtype=torch.bool)], 1)[:, None, :]
+        n = self.mem_len + self.t + 1  # keys: the memory slots and this bar's tokens so far
+        allowed = self.allowed[:, :, :n]
         for i, layer in enumerate(self.layers):
             self.inputs[i].append(x)
+            attn = layer.attn
             a = layer.ln1(x)
-            q, k, v = layer.attn.qkv(a).split(a.shape[-1], dim=-1)
-            self.k[i].append(layer.attn._heads(k))
-            self.v[i].append(layer.attn._heads(v))
-            keys = torch.cat([self.mem_kv[i][0], *self.k[i]], dim=2)
-            values = torch.cat([self.mem_kv[i][1], *self.v[i]], dim=2)
-            x = x + layer.attn.attend(layer.attn._heads(q), keys, values, q_pos, k_pos, allowed)
+            q, k, v = attn.qkv(a).split(a.shape[-1], dim=-1)
+            self.k[i][:, :, n - 1] = attn._heads(k)[:, :, 0]
+            self.v[i][:, :, n - 1] = attn._heads(v)[:, :, 0]
+            # key j sits at distance (n - 1 - j) from this query
+            r = self.r[i][self.r[i].shape[0] - n :]
+            x = x + attn.attend_step(attn._heads(q), self.k[i][:, :, :n], self.v[i][:, :, :n], r, allowed)
             x = layer.finish(x, self.cross_kv[i], self.ctx_valid)
         self.t += 1
         return m.head(m.dec_norm(x))[0, 0]

@@ -117,6 +117,23 @@ class RelativeSelfAttention(nn.Module):
         b, _, lq, _ = y.shape
         return self.out(y.transpose(1, 2).reshape(b, lq, -1))
 
+    def relative_table(self, n: int, device: torch.device | None = None) -> Tensor:
+        """Projected position vectors of distances 0..n-1: (n, H, dh) (for one-token steps)."""
+        d = self.h * self.dh
+        return self.r_proj(sinusoid(torch.arange(n, device=device), d)).view(n, self.h, self.dh)
+
+    def attend_step(self, q: Tensor, k: Tensor, v: Tensor, r: Tensor, allowed: Tensor) -> Tensor:
+        """One query over keys whose distances to it are ``r``'s rows: the same scores as :meth:`attend`.
+
+        q (B, H, 1, dh); k, v (B, H, N, dh); r (N, H, dh) the projected vector of each key's distance;
+        allowed (B, 1, N). Returns (B, 1, D).
+        """
+        content = torch.einsum("bhqd,bhkd->bhqk", q + self.u[None, :, None, :], k)
+        pos = torch.einsum("bhqd,khd->bhqk", q + self.v[None, :, None, :], r)
+        scores = ((content + pos) * self.scale).masked_fill(~allowed[:, None], NEG)
+        y = torch.einsum("bhqk,bhkd->bhqd", torch.softmax(scores, dim=-1), v)
+        return self.out(y.transpose(1, 2).reshape(q.shape[0], 1, -1))
+
     def forward(self, x: Tensor, memory: Tensor, memory_valid: Tensor, x_valid: Tensor, causal: bool) -> Tensor:
         """Full segment. x (B, L, D), memory (B, M, D), memory_valid (B, M), x_valid (B, L) -> (B, L, D)."""
         b, seg, d = x.shape
