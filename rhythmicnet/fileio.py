@@ -30,10 +30,14 @@ def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once at import: os.umask can only be read by setting it, which is not thread-safe later on.
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
@@ -54,7 +58,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         # mkstemp makes the file private (0600); give the result the permissions a plain open() would.
         with contextlib.suppress(OSError):
-            os.chmod(tmp, 0o666 & ~_umask())
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

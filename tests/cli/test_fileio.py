@@ -1,5 +1,3 @@
-import os
-
 import pytest
 
 from rhythmicnet.errors import OutputError
@@ -12,12 +10,10 @@ def test_atomic_write_leaves_nothing_on_failure_and_normal_permissions(tmp_path)
         tmp.write_text("half")
         raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
-    old = os.umask(0o022)
-    try:
-        write_text_atomic(target, "done")
-    finally:
-        os.umask(old)
+    from rhythmicnet import fileio
+
+    write_text_atomic(target, "done")
     assert target.read_text() == "done"
-    assert target.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
+    assert target.stat().st_mode & 0o777 == 0o666 & ~fileio._UMASK  # not mkstemp's private 0600
     with pytest.raises(OutputError):
         write_text_atomic(tmp_path / "missing" / "x.txt", "x")
