@@ -22,7 +22,7 @@ import queue
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -292,7 +292,7 @@ def _open_video(path: Path) -> cv2.VideoCapture:
     return cap
 
 
-def _decoded_frames(cap: cv2.VideoCapture, queue_size: int = 8) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+def _decoded_frames(cap: cv2.VideoCapture, queue_size: int = 8) -> Generator[tuple[np.ndarray, np.ndarray, float]]:
     """(BGR frame, RGB frame, CAP_PROP_POS_MSEC) of every frame, decoded on a background thread.
 
     Decoding and colour conversion (OpenCV releases the GIL) then overlap with the pose model: on 2
