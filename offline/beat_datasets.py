@@ -44,6 +44,9 @@ from rhythmicnet.models.skeleton import normalize_clip
 from rhythmicnet.offline.keypoint_io import is_keypoint_file, load_keypoints
 
 AIST_FPS = 60.0
+#: The AIST music tempo table beside the repository (``shared/data/aist_music_tempo``).
+DEFAULT_TEMPO_TABLE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "aist_music_tempo"
+                       / "aist_music_bpm.csv")
 _AIST_NAME = re.compile(r"^g(?P<genre>[A-Z]{2})_s(?P<situation>[A-Za-z]+)_c(?P<camera>\w+?)_d(?P<dancer>\d+)_"
                         r"(?P<music>m[A-Z]{2}\d)_ch(?P<choreo>\d+)$")
 SPLITS = ("train", "validation", "test")
@@ -190,3 +193,16 @@ def read_keypoints_dir(directory: str | os.PathLike[str], *, split: str | None =
         times = np.array([r[0] for r in rows])
         down = np.array([r[0] for r in rows if r[1]])
         yield LabelledClip(path.stem, load_keypoints(path), times, down, path.name)
+
+
+def read_labelled(*, aist_dir: str | os.PathLike[str] | None = None, music_dir: str | os.PathLike[str] | None = None,
+                  keypoints_dir: str | os.PathLike[str] | None = None,
+                  tempo_table: str | os.PathLike[str] = DEFAULT_TEMPO_TABLE,
+                  split: str | None = None) -> list[LabelledClip]:
+    """The clips of every real source given (AIST++ layout and/or a keypoints folder), one split."""
+    clips: list[LabelledClip] = []
+    if aist_dir is not None:
+        clips += read_aist(aist_dir, tempo_table, music_dir=music_dir, split=split)
+    if keypoints_dir is not None:
+        clips += read_keypoints_dir(keypoints_dir, split=split)
+    return clips

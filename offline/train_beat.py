@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rhythmicnet.errors import InputError
 from rhythmicnet.fileio import atomic_path, ensure_output_dir, write_text_atomic
 from rhythmicnet.models.beat_features import beat_input_features
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats
@@ -39,6 +41,7 @@ from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
 from rhythmicnet.models.skeleton import normalize_clip, normalize_running
 from rhythmicnet.models.tcn_beat import TCNBeat, TCNBeatConfig
 from rhythmicnet.models.weights import WEIGHTS_DIR
+from rhythmicnet.offline.beat_datasets import LabelledClip, read_labelled
 from rhythmicnet.offline.beat_eval_set import TRAIN_CONFIG, TRAIN_SEED_LIMIT, training_clip, validation_clip
 from rhythmicnet.offline.synthetic_dancer import GENERATOR_VERSION, SyntheticDance, beat_targets
 from rhythmicnet.offline.train_drums import _git_commit
@@ -72,6 +75,12 @@ class BeatTrainConfig:
     device: str = "auto"
     #: CPU threads; 1 when another job shares the machine (small ops wait for descheduled partners).
     threads: int | None = None
+    #: Real beat-labelled data (``offline/beat_datasets.py``): its train split is mixed into the
+    #: synthetic batches, a window from it with probability ``real_fraction``.
+    aist_dir: str | None = None
+    music_dir: str | None = None
+    keypoints_dir: str | None = None
+    real_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -102,7 +111,7 @@ class PreparedClip:
     downbeats: np.ndarray
 
 
-def prepare_clip(dance: SyntheticDance, running: bool = False) -> PreparedClip:
+def prepare_clip(dance: SyntheticDance | LabelledClip, running: bool = False) -> PreparedClip:
     """Features and targets of a clip; ``running``: the live (causal) normalisation instead of the
     clip-level one — the causal model trains and is scored on what it will see live."""
     seq = prepare_for_model(dance.sequence)
@@ -113,13 +122,17 @@ def prepare_clip(dance: SyntheticDance, running: bool = False) -> PreparedClip:
     return PreparedClip(feats, bt, dt, np.asarray(dance.beats), np.asarray(dance.downbeats))
 
 
-def _batch(cfg: BeatTrainConfig, step: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+def _batch(cfg: BeatTrainConfig, step: int, rng: np.random.Generator,
+           real: Sequence[PreparedClip] = ()) -> dict[str, torch.Tensor]:
     dancer = dataclasses.replace(TRAIN_CONFIG, duration_s=(cfg.clip_seconds, cfg.clip_seconds))
     w = cfg.window_frames
     feats, bts, dts, masks = [], [], [], []
     for b in range(cfg.batch_size):
-        index = (cfg.seed * 7919 + step * cfg.batch_size + b) % TRAIN_SEED_LIMIT
-        clip = prepare_clip(training_clip(index, dancer), running=cfg.causal)
+        if real and rng.random() < cfg.real_fraction:
+            clip = real[int(rng.integers(0, len(real)))]
+        else:
+            index = (cfg.seed * 7919 + step * cfg.batch_size + b) % TRAIN_SEED_LIMIT
+            clip = prepare_clip(training_clip(index, dancer), running=cfg.causal)
         t = len(clip.features)
         start = int(rng.integers(0, max(1, t - w + 1)))
         sl = slice(start, start + w)
@@ -172,6 +185,11 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     val = [prepare_clip(validation_clip(i), running=config.causal) for i in range(config.val_clips)]
+    real = [prepare_clip(c, running=config.causal)
+            for c in read_labelled(aist_dir=config.aist_dir, music_dir=config.music_dir,
+                                   keypoints_dir=config.keypoints_dir, split="train")]
+    if (config.aist_dir or config.keypoints_dir) and not real:
+        raise InputError("the real data given has no clip in its train split")
 
     step, history, best_f, best_state, elapsed_before = 0, [], -1.0, None, 0.0
     if resume and ckpt_path.exists():
@@ -199,7 +217,7 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
         cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, step / config.steps)))
         for g in opt.param_groups:
             g["lr"] = config.lr * warm * (0.05 + 0.95 * cosine)
-        b = {k: v.to(device) for k, v in _batch(config, step, rng).items()}
+        b = {k: v.to(device) for k, v in _batch(config, step, rng, real).items()}
         out_t = model(b["x"], b["mask"])
         loss = beat_loss(out_t, b["beat"], b["downbeat"], b["mask"])
         opt.zero_grad(set_to_none=True)
@@ -237,7 +255,9 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
                  "train_seeds": f"[0, {TRAIN_SEED_LIMIT}) from seed {config.seed}",
                  "validation_seeds": f"validation_clip(0..{config.val_clips - 1})",
                  "window_frames": config.window_frames, "clip_seconds": config.clip_seconds,
-                 "normalisation": "running (tau 3 s, causal)" if config.causal else "clip-level"},
+                 "normalisation": "running (tau 3 s, causal)" if config.causal else "clip-level",
+                 "real_clips": len(real), "real_sources": {"aist_dir": config.aist_dir, "music_dir": config.music_dir,
+                                                           "keypoints_dir": config.keypoints_dir}},
         "training": {**asdict(config), "steps_run": step, "seconds": round(elapsed(), 1), **hardware_record(device)},
         "validation_f": best_f,
         "history": history,

@@ -161,9 +161,31 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     b.add_argument("--val-clips", type=int, default=24, help="validation clips for model selection (default: 24)")
     b.add_argument("--val-every", type=int, default=200, help="validate and checkpoint every N steps (default: 200)")
+    _add_real_data_args(b, "train")
+    b.add_argument("--real-fraction", type=float, default=0.5,
+                   help="with real data: the share of training windows drawn from it, the rest synthetic "
+                        "(default: 0.5)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_run_train_beat)
     cli_music.add_train_music(models)
+
+
+def _opt_str(p: Path | None) -> str | None:
+    return None if p is None else str(p)
+
+
+def _add_real_data_args(p: argparse.ArgumentParser, split: str, keypoints_dir: bool = True) -> None:
+    p.add_argument("--aist-dir", type=Path, default=None, metavar="DIR",
+                   help=f"AIST++ data in its official layout (DIR/keypoints2d/*.pkl, COCO-17 at 60 fps); its {split} "
+                        "split by dancer; beat period from ../shared/data/aist_music_tempo, phase from the audio "
+                        "with --music-dir, else from the movement")
+    p.add_argument("--music-dir", type=Path, default=None, metavar="DIR",
+                   help="AIST++ music (<music id>.wav) for the beat phase (madmom's beat tracker)")
+    if not keypoints_dir:  # eval takes the folder as --data DIR
+        return
+    p.add_argument("--keypoints-dir", type=Path, default=None, metavar="DIR",
+                   help=f"a folder of keypoint files (.npz/.json) with beats.csv (file,time[,downbeat]); its {split} "
+                        "split by file name")
 
 
 def _run_train_beat(args: argparse.Namespace) -> int:
@@ -172,7 +194,9 @@ def _run_train_beat(args: argparse.Namespace) -> int:
 
     cfg = BeatTrainConfig(model=args.model, causal=args.causal, steps=args.steps, batch_size=args.batch_size,
                           seed=args.seed, max_minutes=args.minutes, val_clips=args.val_clips,
-                          val_every=args.val_every, device=args.device, threads=args.threads)
+                          val_every=args.val_every, device=args.device, threads=args.threads,
+                          aist_dir=_opt_str(args.aist_dir), music_dir=_opt_str(args.music_dir),
+                          keypoints_dir=_opt_str(args.keypoints_dir), real_fraction=args.real_fraction)
     out = args.output or WEIGHTS_DIR
     m = train_beat(out, config=cfg, checkpoint=args.checkpoint, resume=args.resume, progress=not args.quiet)
     t = m["training"]
@@ -234,6 +258,10 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                         "full full_causal full_causal_streaming")
     b.add_argument("--clips", type=int, default=None, help="score only the first N held-out clips (default: all 200)")
     b.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows to this JSON file")
+    b.add_argument("--data", default="synth", metavar="synth|aist|DIR",
+                   help="what to score: 'synth' = the frozen synthetic held-out set (default), 'aist' = the test "
+                        "split of --aist-dir, or a folder of keypoint files with beats.csv (its test split)")
+    _add_real_data_args(b, "test", keypoints_dir=False)
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_run_eval_beat)
     cli_music.add_eval_music(models)
@@ -241,11 +269,24 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_eval_beat(args: argparse.Namespace) -> int:
     from rhythmicnet.models.weights import WEIGHTS_DIR
+    from rhythmicnet.offline.beat_datasets import read_labelled
     from rhythmicnet.offline.eval_beat import LEARNED_ROWS, evaluate_rows, format_table, write_json
 
     rows = args.rows or ["onset", *LEARNED_ROWS, "full_causal_streaming"]
-    records = evaluate_rows(rows, args.weights or WEIGHTS_DIR, n_clips=args.clips, progress=not args.quiet)
-    print(format_table(records))
+    clips, data = None, None
+    if args.data == "aist":
+        if args.aist_dir is None:
+            raise InputError("--data aist needs --aist-dir DIR")
+        clips = read_labelled(aist_dir=args.aist_dir, music_dir=args.music_dir, split="test")
+        data = f"AIST++ ({args.aist_dir})"
+    elif args.data != "synth":
+        clips = read_labelled(keypoints_dir=args.data, split="test")
+        data = f"keypoints folder {args.data}"
+    if clips is not None and not clips:
+        raise InputError(f"{args.data}: no labelled clip in the test split")
+    records = evaluate_rows(rows, args.weights or WEIGHTS_DIR, n_clips=args.clips, progress=not args.quiet,
+                            clips=clips)
+    print(format_table(records, data))
     if args.json:
         write_json(args.json, records)
     return 0

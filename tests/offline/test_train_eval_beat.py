@@ -86,3 +86,50 @@ def test_rhythm_analysis_uses_the_learned_model(tiny_beat, tmp_path):
     empty.mkdir()
     with pytest.raises(WeightsError, match="beat_full.json"):
         analyse(seq, Video2RhythmConfig(beat_model="net", weights_dir=Path(empty)))
+
+
+@pytest.fixture(scope="module")
+def keypoints_folder(tmp_path_factory):
+    """Twelve synthetic dancers written as a keypoints folder with beats.csv (the real-data layout)."""
+    import dataclasses
+
+    from rhythmicnet.offline.beat_datasets import split_of
+    from rhythmicnet.offline.beat_eval_set import TRAIN_CONFIG
+    from rhythmicnet.offline.keypoint_io import save_keypoints
+    from rhythmicnet.offline.synthetic_dancer import generate_clip
+
+    d = tmp_path_factory.mktemp("kpdir")
+    cfg = dataclasses.replace(TRAIN_CONFIG, duration_s=(8.0, 8.0))
+    rows = ["file,time,downbeat"]
+    for i in range(12):
+        dance = generate_clip(cfg, 500 + i)
+        name = f"dancer{i:02d}.npz"
+        save_keypoints(d / name, dance.sequence)
+        down = set(np.round(dance.downbeats, 6).tolist())
+        rows += [f"{name},{b:.6f},{int(round(b, 6) in down)}" for b in dance.beats]
+    (d / "beats.csv").write_text("\n".join(rows) + "\n")
+    splits = [split_of(f"dancer{i:02d}.npz") for i in range(12)]
+    assert "train" in splits and "test" in splits
+    return d
+
+
+def test_training_mixes_in_a_real_keypoints_folder(keypoints_folder, tmp_path):
+    cfg = BeatTrainConfig(model="tcn", steps=2, batch_size=4, window_frames=120, clip_seconds=6.0, val_clips=1,
+                          val_every=2, threads=1, keypoints_dir=str(keypoints_folder), real_fraction=1.0)
+    m = train_beat(tmp_path, config=cfg, progress=False)
+    assert m["data"]["real_clips"] > 0 and m["data"]["real_sources"]["keypoints_dir"] == str(keypoints_folder)
+
+
+def test_eval_on_a_real_keypoints_folder(tiny_beat, keypoints_folder, tmp_path, capsys):
+    out, _ = tiny_beat
+    js = tmp_path / "real.json"
+    assert main(["eval", "beat", "--data", str(keypoints_folder), "--weights", str(out), "--rows", "onset",
+                 "full_causal", "--json", str(js), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "keypoints folder" in text and "test split" in text
+    rows = {r["model"]: r for r in json.loads(js.read_text())}
+    from rhythmicnet.offline.beat_datasets import split_of
+
+    n_test = sum(split_of(f"dancer{i:02d}.npz") == "test" for i in range(12))
+    assert rows["onset"]["n_clips"] == n_test == rows["full_causal"]["n_clips"]
+    assert main(["eval", "beat", "--data", "aist"]) == 2  # needs --aist-dir
