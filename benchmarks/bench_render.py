@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from rhythmicnet.models.drum2music import has_music_model
+from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline.render import RenderConfig, render
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "offline" / "examples" / "jumping_jacks.mp4"
@@ -36,16 +37,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="clip length (default: 30)")
     ap.add_argument("--instrument", default="piano", choices=["piano", "guitar", "none"])
     ap.add_argument("--work", type=Path, default=None, help="work folder (default: a temporary one)")
+    ap.add_argument("--weights", type=Path, default=None, help="weights folder (default: the shipped models/weights)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_render_"))
     work.mkdir(parents=True, exist_ok=True)
     clip = make_clip(work / f"example_{int(args.seconds)}s_720p.mp4", args.seconds)
     instrument = args.instrument
-    if instrument != "none" and not has_music_model():
+    weights = args.weights or WEIGHTS_DIR
+    if instrument != "none" and not has_music_model(weights):
         print("no Drum2Music weights installed: accompaniment skipped (--instrument none)")
         instrument = "none"
     out = work / "out"
-    res = render(clip, out, RenderConfig(instrument=instrument, use_cache=False), progress=False)
+    res = render(clip, out, RenderConfig(instrument=instrument, use_cache=False, weights_dir=str(weights)),
+                 progress=False)
     st = res.record["stage_seconds"]
     dur = res.record["duration_s"]
     print(f"clip: {clip.name}, {dur:.1f} s, 1280x720 30 fps H.264; {os.cpu_count()} CPU cores; "
