@@ -198,3 +198,13 @@ def test_beat_hits_stay_locked_and_off_beat_hits_keep_their_feel():
     starts = sorted((n.pitch, round(n.start, 4)) for n in drums)
     assert starts == [(36, 1.01), (42, 1.6)]
     assert [(n.pitch, n.start, n.end) for n in inst] == [(60, 0.5, 1.5)]
+
+
+def test_tempo_override_pins_the_beat_tracker(dancer_keypoints, weights, tmp_path):
+    rc = main(["render", str(dancer_keypoints), "-o", str(tmp_path), "--tempo", "80", "--instrument", "none",
+               "--weights", str(weights), "-q"])
+    assert rc == 0
+    rec = json.loads((tmp_path / "report.json").read_text())
+    assert rec["settings"]["tempo"] == 80.0 and rec["settings"]["tempo_range_used"] == [78.4, 81.6]
+    assert 78.0 <= rec["tempo_bpm"] <= 82.0
+    assert not (tmp_path / "piano.mid").exists() and (tmp_path / "drums.wav").is_file()
