@@ -319,7 +319,8 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
 
 def _weights_id(manifest: dict[str, Any], name: str) -> dict[str, Any]:
     return {"name": name, "version": manifest.get("version"), "code_commit": manifest.get("code_commit"),
-            "trained": {k: manifest.get("training", {}).get(k) for k in ("seconds", "device", "steps_run", "steps")}}
+            "trained": {k: manifest.get("training", {}).get(k) for k in ("seconds", "device", "steps_run", "steps")},
+            "note": manifest.get("note")}
 
 
 def _report(path: Path, analysis: RhythmAnalysis, config: RenderConfig, stages: dict[str, float],
