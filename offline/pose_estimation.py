@@ -513,3 +513,21 @@ def load_or_extract(
         extra={"source_fingerprint": fingerprint, "extractor": ident, "source_name": video.name},
     )
     return seq
+
+
+def load_input_keypoints(path: str | os.PathLike[str], outdir: str | os.PathLike[str], *, use_cache: bool = True,
+                         progress: bool = True) -> tuple[KeypointSequence, bool]:
+    """Keypoints of a command's INPUT: a keypoint file as it is, or a video through the pose model
+    (cached as ``OUTDIR/<name>.keypoints.npz`` unless ``use_cache`` is False). True when it is a video."""
+    from rhythmicnet.offline.keypoint_io import is_keypoint_file, load_keypoints
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, expected a video or keypoint file")
+    if is_keypoint_file(p):
+        return load_keypoints(p), False
+    if use_cache:
+        return load_or_extract(p, Path(outdir) / f"{p.stem}.keypoints.npz", progress=progress), True
+    return extract_keypoints(p, progress=progress), True

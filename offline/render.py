@@ -45,6 +45,7 @@ from rhythmicnet.models.keypoints import KeypointSequence
 from rhythmicnet.models.remi import BarNote, DrumBar
 from rhythmicnet.models.rhythm_grid import STEPS_PER_BAR, Rhythm
 from rhythmicnet.models.weights import WEIGHTS_DIR
+from rhythmicnet.offline.pose_estimation import load_input_keypoints
 from rhythmicnet.offline.soundtrack_midi import NoteEvent, TempoMap, part_track, soundtrack_file, write_midi
 from rhythmicnet.offline.video2rhythm import RhythmAnalysis, Video2RhythmConfig, analyse
 
@@ -166,22 +167,6 @@ def timed_notes(drums: DrumGrid, bars: list[list[BarNote]] | None, rhythm: Rhyth
 
 # --- the pipeline -----------------------------------------------------------------------------------
 
-def _load_input(path: Path, outdir: Path, config: RenderConfig, progress: bool) -> tuple[KeypointSequence, bool]:
-    """Keypoints of the input; True when it is a video (else a keypoint file)."""
-    from rhythmicnet.offline.keypoint_io import is_keypoint_file, load_keypoints
-    from rhythmicnet.offline.pose_estimation import extract_keypoints, load_or_extract
-
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected a video or keypoint file")
-    if is_keypoint_file(path):
-        return load_keypoints(path), False
-    if config.use_cache:
-        return load_or_extract(path, outdir / f"{path.stem}.keypoints.npz", progress=progress), True
-    return extract_keypoints(path, progress=progress), True
-
-
 def _analyse(seq: KeypointSequence, config: RenderConfig, source: str) -> RhythmAnalysis:
     from rhythmicnet.models.beat_model import has_beat_model
 
@@ -210,7 +195,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     weights: dict[str, Any] = {}
 
     t0 = time.perf_counter()
-    seq, is_video = _load_input(path, out, config, progress)
+    seq, is_video = load_input_keypoints(path, out, use_cache=config.use_cache, progress=progress)
     stages["keypoints"] = time.perf_counter() - t0
     video_info = video_mux.probe(path) if is_video else None
 

@@ -57,21 +57,6 @@ def _add_rhythm_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_rhythm)
 
 
-def _load_sequence(path: Path, outdir: Path, *, use_cache: bool, progress: bool):
-    from rhythmicnet.offline.keypoint_io import is_keypoint_file, load_keypoints
-    from rhythmicnet.offline.pose_estimation import extract_keypoints, load_or_extract
-
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected a video or keypoint file")
-    if is_keypoint_file(path):
-        return load_keypoints(path)
-    if use_cache:
-        return load_or_extract(path, outdir / f"{path.stem}.keypoints.npz", progress=progress)
-    return extract_keypoints(path, progress=progress)
-
-
 def _default_beat_model() -> str:
     from rhythmicnet.models.beat_model import has_beat_model
 
@@ -80,6 +65,7 @@ def _default_beat_model() -> str:
 
 def _run_rhythm(args: argparse.Namespace) -> int:
     from rhythmicnet.fileio import ensure_output_dir
+    from rhythmicnet.offline.pose_estimation import load_input_keypoints
     from rhythmicnet.offline.rhythm_report import plot_rhythm, rhythm_record, write_rhythm_json
     from rhythmicnet.offline.video2rhythm import Video2RhythmConfig, analyse
 
@@ -87,7 +73,7 @@ def _run_rhythm(args: argparse.Namespace) -> int:
         raise InputError(f"{args.input}: file not found")
     outdir = ensure_output_dir(args.output)
     t0 = time.perf_counter()
-    seq = _load_sequence(args.input, outdir, use_cache=not args.no_cache, progress=not args.quiet)
+    seq, _ = load_input_keypoints(args.input, outdir, use_cache=not args.no_cache, progress=not args.quiet)
     t_pose = time.perf_counter() - t0
     lo, hi = args.tempo_range
     beat_model = args.beat_model or _default_beat_model()
