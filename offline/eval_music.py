@@ -1,7 +1,9 @@
 """Evaluate Drum2Music like the paper's Table 3: ``rhythmicnet eval music``.
 
 On the multitrack set's validation and test splits together (all sources: evaluation may use the GPL
-files, training does not), in 16-bar segments of each song that has the instrument:
+files, training does not), in 16-bar segments of each song that has the instrument, kept by the same
+rule as in training (the instrument plays in at least half of the bars and in the first:
+``train_music.plays_enough``; a tacet is an arrangement choice the drums cannot tell):
 
 * the instrument part is generated from the segment's real drums (fresh memory per segment, seeded);
 * **PC/bar** (used pitch count per bar), **PI** (mean absolute interval between consecutive notes
@@ -14,6 +16,10 @@ files, training does not), in 16-bar segments of each song that has the instrume
 * **rhythmic coupling**: the share of the part's onsets on a step with a drum onset, for the generated
   part with its drums, the real part, and the generated part scored against another song's drums;
 * **speed**: milliseconds to generate one bar (a bar at 120 BPM lasts 2 s).
+* **ablation** (``--ablation DIR``): three models trained with one and the same step budget, the
+  full one, ``drum2music_no_memory`` and ``drum2music_no_pop909``: NLL, histogram overlaps and
+  coupling of each, so what memory and POP909 add is measured at equal cost. ``nll_no_memory`` is
+  that no-memory model's NLL (or the one beside the shipped weights, when there is one).
 
 Every figure has a bootstrap 95 % interval over segments (1000 resamples, fixed seed).
 """
@@ -36,7 +42,7 @@ from rhythmicnet.models.music_transformer import SamplingConfig
 from rhythmicnet.models.remi import STEPS_PER_BAR, BarNote
 from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline import music_dataset as md
-from rhythmicnet.offline.train_music import drum_bars, evaluate_nll, validation_segments
+from rhythmicnet.offline.train_music import drum_bars, evaluate_nll, plays_enough, validation_segments
 
 __all__ = ["PAPER_ROWS", "evaluate_music", "format_table", "pitch_count_per_bar", "pitch_interval", "ioi",
            "histogram_overlap", "pitch_class_histogram", "note_length_histogram", "onset_coupling"]
@@ -48,6 +54,11 @@ PAPER_ROWS: dict[str, dict[str, Any]] = {
                "nll": 0.40, "nll_no_memory": 0.58},
 }
 EVAL_SEED = 2024
+#: the equal-budget ablation models, by the name their weights have in an ablation folder
+ABLATION_NAMES = ("drum2music", NO_MEMORY_NAME, "drum2music_no_pop909")
+ABLATION_DIR = WEIGHTS_DIR / "ablations"
+#: which segments count (see ``train_music.plays_enough``)
+SEGMENT_RULE = {"min_playing_fraction": 0.5, "first_bar_plays": True}
 EVAL_SAMPLING = SamplingConfig(seed=EVAL_SEED)
 #: mgeval's 12 note-length classes in 16th steps: full, half, quarter, 8th, 16th, dotted half,
 #: dotted quarter, dotted 8th, dotted 16th, half triplet, quarter triplet, 8th triplet.
@@ -122,24 +133,30 @@ def bootstrap_ci(values: Sequence[float], n: int = 1000, seed: int = 0) -> tuple
     return float(v.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def _playing_segments(splits: Sequence[str], instrument: str) -> list[md.SongBars]:
+    songs = [s for split in splits for s in md.read_multitrack(split, instrument, licences=None)]
+    segs = validation_segments([s for s in songs if s.drum_hits is not None], 16)
+    return [s for s in segs if plays_enough(s, SEGMENT_RULE["min_playing_fraction"], SEGMENT_RULE["first_bar_plays"])]
+
+
 def eval_segments(instrument: str, limit: int | None = None) -> list[md.SongBars]:
-    """16-bar segments of the validation and test songs (all licences) that have drums and ``instrument``."""
-    songs = [s for split in ("validation", "test") for s in md.read_multitrack(split, instrument, licences=None)]
-    songs = [s for s in songs if s.drum_hits is not None]
-    return validation_segments(songs, 16)[:limit]
+    """16-bar segments of the validation and test songs (all licences) that have drums and ``instrument``
+    and where the instrument plays (``SEGMENT_RULE``)."""
+    return _playing_segments(("validation", "test"), instrument)[:limit]
 
 
-def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, limit: int | None = None,
-                   sampling: SamplingConfig = EVAL_SAMPLING, progress: bool = True,
-                   segments: list[md.SongBars] | None = None) -> dict[str, Any]:
-    """The Table 3 figures for one instrument; returns the JSON-ready record."""
-    d2m = Drum2Music.load(weights_dir, instrument, sampling=sampling)
-    segs = segments if segments is not None else eval_segments(instrument, limit)
-    if not segs:
-        raise ValueError(f"no evaluation segments with drums and {instrument}")
+def nll_segments(instrument: str) -> list[md.SongBars]:
+    """The validation segments the NLL is measured on (all licences, ``SEGMENT_RULE``)."""
+    return _playing_segments(("validation",), instrument)
+
+
+def generate_parts(d2m: Drum2Music, segs: Sequence[md.SongBars], *, progress: bool = True
+                   ) -> tuple[list[list[list[BarNote]]], list[float]]:
+    """The part of every segment from its real drums (fresh memory, seed ``EVAL_SEED + k``), and the
+    milliseconds each bar took."""
     gen: list[list[list[BarNote]]] = []
     bar_ms: list[float] = []
-    for k, seg in enumerate(tqdm(segs, desc=f"generating {instrument}", disable=not progress, unit="segment")):
+    for k, seg in enumerate(tqdm(segs, desc=f"generating {d2m.instrument}", disable=not progress, unit="segment")):
         d2m.reset(seed=EVAL_SEED + k)
         bars = []
         for db in drum_bars(seg):
@@ -147,6 +164,51 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
             bars.append(d2m.next_bar(db))
             bar_ms.append(1000 * (time.perf_counter() - t0))
         gen.append(bars)
+    return gen, bar_ms
+
+
+def _overlaps(gen: Sequence[Bars], real: Sequence[Bars]) -> dict[str, tuple[float, float, float]]:
+    return {
+        "pch_oa": bootstrap_ci([histogram_overlap(pitch_class_histogram(g), pitch_class_histogram(r))
+                                for g, r in zip(gen, real, strict=True)]),
+        "nlh_oa": bootstrap_ci([histogram_overlap(note_length_histogram(g), note_length_histogram(r))
+                                for g, r in zip(gen, real, strict=True)]),
+    }
+
+
+def evaluate_ablation(instrument: str, ablation_dir: str | os.PathLike[str] = ABLATION_DIR, *,
+                      segments: Sequence[md.SongBars], nll_on: Sequence[md.SongBars], progress: bool = True
+                      ) -> dict[str, dict[str, Any]]:
+    """NLL, PCH/NLH overlap, rest share and coupling of each equal-budget model in ``ablation_dir``."""
+    out: dict[str, dict[str, Any]] = {}
+    real = [s.notes for s in segments]
+    drums = [np.asarray(s.drum_hits) for s in segments]
+    for name in ABLATION_NAMES:
+        if not has_music_model(ablation_dir, name):
+            continue
+        d2m = Drum2Music.load(ablation_dir, instrument, sampling=EVAL_SAMPLING, name=name)
+        gen, _ = generate_parts(d2m, segments, progress=progress)
+        out[name] = _flatten_intervals({
+            "nll": evaluate_nll(d2m.model, nll_on, 16) if nll_on else float("nan"),
+            **_overlaps(gen, real),
+            "rest_share": bootstrap_ci([np.mean([len(b) == 0 for b in g]) for g in gen]),
+            "coupling_generated": bootstrap_ci([onset_coupling(g, d) for g, d in zip(gen, drums, strict=True)]),
+            "steps": d2m.manifest.get("training", {}).get("steps_run"),
+            "minutes": round(d2m.manifest.get("training", {}).get("seconds", float("nan")) / 60, 1),
+        })
+    return out
+
+
+def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, limit: int | None = None,
+                   sampling: SamplingConfig = EVAL_SAMPLING, progress: bool = True,
+                   segments: list[md.SongBars] | None = None,
+                   ablation_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The Table 3 figures for one instrument; returns the JSON-ready record."""
+    d2m = Drum2Music.load(weights_dir, instrument, sampling=sampling)
+    segs = segments if segments is not None else eval_segments(instrument, limit)
+    if not segs:
+        raise ValueError(f"no evaluation segments with drums and {instrument}")
+    gen, bar_ms = generate_parts(d2m, segs, progress=progress)
     real = [s.notes for s in segs]
     tempos = [s.tempo_bpm for s in segs]
     drums = [s.drum_hits for s in segs]
@@ -159,13 +221,16 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
                     ) -> tuple[float, float, float]:
         return bootstrap_ci([fn(p, e) for p, e in zip(parts, extra, strict=True)])
 
-    nll_segments = validation_segments([s for s in md.read_multitrack("validation", instrument, licences=None)
-                                        if s.drum_hits is not None], 16)
-    nll_memory = evaluate_nll(d2m.model, nll_segments, 16) if nll_segments else float("nan")
+    nll_on = nll_segments(instrument)
+    nll_memory = evaluate_nll(d2m.model, nll_on, 16) if nll_on else float("nan")
+    ablation = (evaluate_ablation(instrument, ablation_dir, segments=segs, nll_on=nll_on, progress=progress)
+                if ablation_dir is not None else {})
     nll_no_memory = float("nan")
     if has_music_model(weights_dir, NO_MEMORY_NAME):
         no_mem = Drum2Music.load(weights_dir, instrument, name=NO_MEMORY_NAME).model
-        nll_no_memory = evaluate_nll(no_mem, nll_segments, 16)
+        nll_no_memory = evaluate_nll(no_mem, nll_on, 16) if nll_on else float("nan")
+    elif NO_MEMORY_NAME in ablation:
+        nll_no_memory = ablation[NO_MEMORY_NAME]["nll"]
     n_bars = sum(len(s.notes) for s in segs)
     gen_drums = [np.asarray(d) for d in drums]
     # Another song's drums, cut or repeated to the segment's length.
@@ -176,10 +241,8 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
         "pc_per_bar": stat(pitch_count_per_bar, gen),
         "pitch_interval": stat(pitch_interval, gen),
         "ioi": per_segment(ioi, gen, tempos),
-        "pch_oa": bootstrap_ci([histogram_overlap(pitch_class_histogram(g), pitch_class_histogram(r))
-                                for g, r in zip(gen, real, strict=True)]),
-        "nlh_oa": bootstrap_ci([histogram_overlap(note_length_histogram(g), note_length_histogram(r))
-                                for g, r in zip(gen, real, strict=True)]),
+        **_overlaps(gen, real),
+        "rest_share": bootstrap_ci([np.mean([len(b) == 0 for b in g]) for g in gen]),
         "nll_memory": nll_memory,
         "nll_no_memory": nll_no_memory,
         "coupling_generated": per_segment(onset_coupling, gen, gen_drums),
@@ -192,7 +255,11 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
             "pc_per_bar": stat(pitch_count_per_bar, real),
             "pitch_interval": stat(pitch_interval, real),
             "ioi": per_segment(ioi, real, tempos),
+            "rest_share": bootstrap_ci([np.mean([len(b) == 0 for b in r]) for r in real]),
         },
+        "segment_rule": SEGMENT_RULE,
+        "n_nll_segments": len(nll_on),
+        "ablation": ablation,
         "sampling": {"temperature": sampling.temperature, "top_k": sampling.top_k, "seed": EVAL_SEED},
         "weights": str(weights_dir),
     })
@@ -235,9 +302,18 @@ def format_table(r: dict[str, Any]) -> str:
         f"{paper['nll']:.2f} / {paper['nll_no_memory']:.2f}, Lakh with another tokeniser: not comparable)",
         f"onsets on a drum onset: generated {ci('coupling_generated')}, real part {ci('coupling_real')}, "
         f"generated vs another song's drums {ci('coupling_mismatched')}",
+        f"bars of rest: generated {ci('rest_share')}, real part {ci('rest_share', r['dataset'])}",
         f"generation: {r['ms_per_bar']['median']:.0f} ms per bar median, {r['ms_per_bar']['p99']:.0f} ms p99 "
         f"(a bar at 120 BPM lasts 2000 ms)",
     ]
+    if r.get("ablation"):
+        first = next(iter(r["ablation"].values()))
+        lines += [f"ablation, equal budget ({first['steps']} steps each; {r['n_nll_segments']} validation segments "
+                  f"for NLL):",
+                  f"{'model':<24}{'NLL':>8}{'PCH overlap':>22}{'NLH overlap':>22}{'rest share':>22}{'coupling':>22}"]
+        for name, a in r["ablation"].items():
+            lines.append(f"{name:<24}{a['nll']:>8.3f}{ci('pch_oa', a):>22}{ci('nlh_oa', a):>22}"
+                         f"{ci('rest_share', a):>22}{ci('coupling_generated', a):>22}")
     return "\n".join(lines)
 
 

@@ -84,6 +84,11 @@ def add_train_music(models: argparse._SubParsersAction) -> None:
     m.add_argument("--no-pop909", action="store_true", help="train on the multitrack set only (no POP909 pretraining)")
     m.add_argument("--minutes", type=float, default=None, help="wall-time budget; stops when reached")
     m.add_argument("--steps", type=int, default=20000, help="optimiser steps at most (default: 20000)")
+    m.add_argument("--min-playing", type=float, default=0.5, metavar="FRACTION",
+                   help="learn from 16-bar segments where the instrument plays in at least this share of the bars "
+                        "(default: 0.5; 0 keeps long tacets, which teach the model to sit out)")
+    m.add_argument("--first-bar-may-rest", action="store_true",
+                   help="also learn from segments whose first bar is a rest (by default a piece starts playing)")
     m.add_argument("--batch-size", type=int, default=4, help="16-bar segments per batch (default: 4)")
     m.add_argument("--lr", type=float, default=7e-4, help="peak learning rate (AdamW, cosine decay; default: 7e-4)")
     m.add_argument("--warmup-steps", type=int, default=60, help="linear warm-up steps (default: 60)")
@@ -112,7 +117,8 @@ def _run_train_music(args: argparse.Namespace) -> int:
                            max_minutes=args.minutes, steps=args.steps, batch_size=args.batch_size,
                            d_model=args.d_model, d_ff=4 * args.d_model, seed=args.seed, threads=args.threads,
                            device=args.device, val_every=args.val_every, limit_songs=args.limit_songs, lr=args.lr,
-                           warmup_steps=args.warmup_steps)
+                           warmup_steps=args.warmup_steps, min_playing_fraction=args.min_playing,
+                           first_bar_plays=not args.first_bar_may_rest)
     out = args.output or WEIGHTS_DIR
     m = train_music(out, config=cfg, checkpoint=args.checkpoint, resume=args.resume, progress=not args.quiet)
     t = m["training"]
@@ -133,6 +139,10 @@ def add_eval_music(models: argparse._SubParsersAction) -> None:
     m.add_argument("--weights", type=Path, default=None, metavar="DIR",
                    help="folder with drum2music.json/.pt and drum2music_no_memory.json/.pt (default: the shipped "
                         "models/weights)")
+    m.add_argument("--ablation", type=Path, default=None, metavar="DIR",
+                   help="folder with the equal-budget ablation models (drum2music, drum2music_no_memory, "
+                        "drum2music_no_pop909) to compare (default: models/weights/ablations when it has them)")
+    m.add_argument("--no-ablation", action="store_true", help="skip the ablation models (faster)")
     m.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N segments")
     m.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the records to this JSON file")
     m.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -140,12 +150,16 @@ def add_eval_music(models: argparse._SubParsersAction) -> None:
 
 
 def _run_eval_music(args: argparse.Namespace) -> int:
-    from rhythmicnet.offline.eval_music import evaluate_music, format_table, write_json
+    from rhythmicnet.models.drum2music import has_music_model
+    from rhythmicnet.offline.eval_music import ABLATION_DIR, evaluate_music, format_table, write_json
 
     instruments = ["piano", "guitar"] if args.instrument == "both" else [args.instrument]
+    ablation = None if args.no_ablation else args.ablation or (ABLATION_DIR if has_music_model(ABLATION_DIR) else None)
+    if ablation is not None and not has_music_model(ablation):
+        raise InputError(f"{ablation}: no drum2music.json/.pt there")
     records = []
     for inst in instruments:
-        r = evaluate_music(inst, _weights_dir(args), limit=args.limit,
+        r = evaluate_music(inst, _weights_dir(args), limit=args.limit, ablation_dir=ablation,
                            progress=not args.quiet)
         print(format_table(r))
         records.append(r)

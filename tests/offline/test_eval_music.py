@@ -56,7 +56,7 @@ def test_evaluate_music_runs_on_real_segments_with_a_tiny_model(tmp_path):
         (tmp_path / f"{name}.json").write_text(json.dumps({"config": c.to_dict()}))
     song = md.parse_multitrack_file(root / "freedoom/d_e4m9.mid", "piano")[0]
     segs = md.segments(song, length=4, hop=4)[:3]
-    r = evaluate_music("piano", tmp_path, segments=segs, progress=False)
+    r = evaluate_music("piano", tmp_path, segments=segs, progress=False, ablation_dir=tmp_path)
     for key in ("instrument", "pc_per_bar", "pitch_interval", "ioi", "pch_oa", "nlh_oa", "nll_memory",
                 "nll_no_memory", "n_bars", "dataset"):
         assert key in r
@@ -64,5 +64,11 @@ def test_evaluate_music_runs_on_real_segments_with_a_tiny_model(tmp_path):
     assert r["nll_memory"] > 0 and r["nll_no_memory"] > 0
     assert set(r["dataset"]) >= {"pc_per_bar", "pitch_interval", "ioi"}
     assert r["ms_per_bar"]["median"] > 0
+    assert 0 <= r["rest_share"] <= 1 and 0 <= r["dataset"]["rest_share"] <= 1
+    # the ablation folder holds the same two models: the same figures from the same segments and seeds
+    assert set(r["ablation"]) == {"drum2music", "drum2music_no_memory"}
+    assert r["ablation"]["drum2music"]["nll"] == pytest.approx(r["nll_memory"])
+    assert r["ablation"]["drum2music"]["pch_oa"] == pytest.approx(r["pch_oa"], nan_ok=True)
+    assert r["ablation"]["drum2music_no_memory"]["nll"] == pytest.approx(r["nll_no_memory"])
     text = format_table(r)
-    assert "paper: RhythmicNet" in text and "NLL" in text
+    assert "paper: RhythmicNet" in text and "NLL" in text and "ablation, equal budget" in text

@@ -101,3 +101,41 @@ def test_export_from_a_checkpoint_gives_loadable_weights(tiny_run, tmp_path, mon
     assert m["note"] == "interim" and m["training"]["steps_run"] == 3
     d2m = Drum2Music.load(tmp_path, "piano")
     assert d2m.model.config.d_model == 32
+
+
+def _song(notes_per_bar):
+    import numpy as np
+
+    from rhythmicnet.models.remi import BarNote
+    n = len(notes_per_bar)
+    return md.SongBars("s", "test", "MIT", "train", "piano", 0, np.full(n, 120.0), None, None,
+                       [[BarNote(0, 60, 80, 4)] * k for k in notes_per_bar])
+
+
+def test_plays_enough_keeps_rests_inside_a_part_and_drops_tacets():
+    from rhythmicnet.offline.train_music import plays_enough
+    assert plays_enough(_song([1, 0, 1, 0]), 0.5, True)  # half the bars rest: a part with rests
+    assert not plays_enough(_song([1, 0, 0, 0]), 0.5, True)  # mostly tacet
+    assert not plays_enough(_song([0, 1, 1, 1]), 0.5, True)  # the first bar rests
+    assert plays_enough(_song([0, 1, 1, 1]), 0.5, False)
+    assert plays_enough(_song([0, 0, 0, 0]), 0.0, False) and not plays_enough(_song([]), 0.0, False)
+
+
+def test_resuming_under_another_segment_rule_starts_the_best_weights_anew(tiny_run, tmp_path):
+    import dataclasses
+
+    import torch
+
+    from rhythmicnet.offline.training import load_checkpoint
+    out, _, data = tiny_run
+    cfg = MusicTrainConfig(d_model=32, d_ff=64, batch_size=2, segment_bars=4, steps=4, val_every=2,
+                           use_pop909=False, max_bar_len=48, max_drum_len=48, threads=1, warmup_steps=1)
+    ckpt = tmp_path / "copy.ckpt"
+    state = load_checkpoint(out / "drum2music.ckpt")
+    state["extra"]["segment_rule"] = {"min_playing_fraction": 0.0, "first_bar_plays": False}  # an older run
+    state["extra"]["best_nll"] = 0.001  # unbeatable: kept, the new run's weights would never be exported
+    torch.save(state, ckpt)
+    m = train_music(tmp_path, config=dataclasses.replace(cfg, min_playing_fraction=0.25), checkpoint=ckpt,
+                    resume=True, progress=False, data=data)
+    assert m["validation_nll"] > 0.001 and m["training"]["segment_rule_since"] == 3
+    assert load_checkpoint(ckpt)["extra"]["segment_rule"] == {"min_playing_fraction": 0.25, "first_bar_plays": True}
