@@ -109,6 +109,11 @@ def note_length_histogram(bars: Bars) -> np.ndarray:
     return h / h.sum()
 
 
+def _rest_share(bars: Bars) -> float:
+    """Share of bars without a note."""
+    return float(np.mean([len(b) == 0 for b in bars])) if len(bars) else float("nan")
+
+
 def histogram_overlap(p: np.ndarray, q: np.ndarray) -> float:
     """Sum of min(p, q) of two normalised histograms; nan when either is empty."""
     if p.sum() == 0 or q.sum() == 0:
@@ -191,7 +196,7 @@ def evaluate_ablation(instrument: str, ablation_dir: str | os.PathLike[str] = AB
         out[name] = _flatten_intervals({
             "nll": evaluate_nll(d2m.model, nll_on, 16) if nll_on else float("nan"),
             **_overlaps(gen, real),
-            "rest_share": bootstrap_ci([np.mean([len(b) == 0 for b in g]) for g in gen]),
+            "rest_share": bootstrap_ci([_rest_share(g) for g in gen]),
             "coupling_generated": bootstrap_ci([onset_coupling(g, d) for g, d in zip(gen, drums, strict=True)]),
             "steps": d2m.manifest.get("training", {}).get("steps_run"),
             "minutes": round(d2m.manifest.get("training", {}).get("seconds", float("nan")) / 60, 1),
@@ -242,7 +247,7 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
         "pitch_interval": stat(pitch_interval, gen),
         "ioi": per_segment(ioi, gen, tempos),
         **_overlaps(gen, real),
-        "rest_share": bootstrap_ci([np.mean([len(b) == 0 for b in g]) for g in gen]),
+        "rest_share": bootstrap_ci([_rest_share(g) for g in gen]),
         "nll_memory": nll_memory,
         "nll_no_memory": nll_no_memory,
         "coupling_generated": per_segment(onset_coupling, gen, gen_drums),
@@ -255,7 +260,7 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
             "pc_per_bar": stat(pitch_count_per_bar, real),
             "pitch_interval": stat(pitch_interval, real),
             "ioi": per_segment(ioi, real, tempos),
-            "rest_share": bootstrap_ci([np.mean([len(b) == 0 for b in r]) for r in real]),
+            "rest_share": bootstrap_ci([_rest_share(r) for r in real]),
         },
         "segment_rule": SEGMENT_RULE,
         "n_nll_segments": len(nll_on),
