@@ -195,7 +195,7 @@ def _madmom_guard(frames_in_range: np.ndarray, fps: float, max_bpm: float) -> np
 @pytest.mark.parametrize("config", MADMOM_CONFIGS[:3], ids=("ours", "madmom-lambdas", "no-correct"))
 def test_online_agrees_with_madmom(madmom_beats, synthetic_set, config):
     proc = _madmom_processor(madmom_beats, config, online=True)
-    tracker = OnlineBeatTracker(config)
+    tracker = OnlineBeatTracker(config, peak_correction=False)  # madmom's online reports
     hmm = build_beat_hmm(config)
     same = differ = 0
     for bpm, _seed, act, _ref in synthetic_set[::3]:
@@ -349,6 +349,39 @@ def test_streaming_contract(synthetic_set):
     assert [(e.time, e.is_beat) for e in second] != [(e.time, e.is_beat) for e in whole]
     relative = beat_times(second) - act.size / FPS
     assert relative.shape != beat_times(whole).shape or not np.allclose(relative, beat_times(whole))
+
+
+def test_peak_correction_reports_the_activation_peak_one_frame_later():
+    # a network trained on +-1-frame targets: every beat is a three-frame bump 0.6, 0.95, 0.6
+    period = 15  # 120 BPM at 30 fps
+    peaks = np.arange(10, 600, period)
+    act = np.full(600, 0.02)
+    act[peaks - 1] = act[peaks + 1] = 0.6
+    act[peaks] = 0.95
+    config = BeatTrackerConfig()
+    corrected = OnlineBeatTracker(config).process_online(act)
+    reported = [e for e in corrected if e.is_beat]
+    late = [e for e in reported if e.time > 5.0]
+    assert len(late) >= 30
+    for e in late:  # on the peak frame, known one frame after it
+        assert e.beat_time * FPS == pytest.approx(round(e.beat_time * FPS))
+        assert round(e.beat_time * FPS) in set(peaks.tolist())
+        assert e.time - e.beat_time == pytest.approx(1.0 / FPS)
+    # madmom's online reports come as the bump starts to rise: a frame before the peak
+    madmom = beat_times(OnlineBeatTracker(config, peak_correction=False).process_online(act))
+    madmom = madmom[madmom > 5.0]
+    assert np.all(np.isin(np.round(madmom * FPS).astype(int), peaks - 1))
+    assert all(np.isnan(e.beat_time) for e in corrected if not e.is_beat)
+
+
+def test_peak_correction_closes_most_of_the_online_gap(synthetic_set):
+    config = BeatTrackerConfig()
+    acts = [(act, ref) for _, _, act, ref in synthetic_set]
+    plain = np.mean([f_measure(ref, OnlineBeatTracker(config, peak_correction=False).process_offline(act))
+                     for act, ref in acts])
+    corrected = np.mean([f_measure(ref, OnlineBeatTracker(config).process_offline(act)) for act, ref in acts])
+    print(f"\n[online] mean F: madmom's reports {plain:.3f}, peak-corrected {corrected:.3f}")
+    assert corrected > plain
 
 
 def test_step_is_pure():
