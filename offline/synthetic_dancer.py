@@ -29,7 +29,13 @@ How a clip is made
    * ``nod`` (head down on the beat), ``head-tilt`` (2-beat side tilt), ``sway`` (2-beat weight shift),
      ``twist`` (2-beat torso twist), ``chest`` (chest pump on the beat), ``shrug`` (shoulders up on the beat);
    * ``syncopation`` - an extra sharp hit (arm, head, shoulders or a knee dip) on the off-beat "and"
-     (or the 16th "e"/"a"): movement that is **not** a beat.
+     (or the 16th "e"/"a"): movement that is **not** a beat;
+   * jumps (``jump_prob``, generator 1.1): ``jump`` (both feet leave the floor, the whole body rises
+     and falls) and ``jack`` (a jumping jack: feet apart and arms overhead on alternate jumps) **land on
+     the beat**; the knees then absorb the landing, so the hips are lowest 60-180 ms *after* the beat.
+     This is the real-world case the bounce gets wrong: a jumper's beat is the landing, not the
+     lowest hip (the two real example clips showed models trained on bounces alone putting the beats
+     ~150 ms after each landing). A section that jumps drops its bounce and steps.
 
    Pulse shapes vary per clip from a sharp cusp (an abrupt velocity reversal on the beat, like a
    landing) to a smooth raised cosine (where the only cue is that the bottom, not the top, is on the
@@ -76,7 +82,9 @@ import numpy as np
 from rhythmicnet.models.keypoints import MODEL_FPS, KeypointSequence
 from rhythmicnet.models.skeleton import COCO17_EDGES, NUM_JOINTS
 
-GENERATOR_VERSION = "1.0"
+#: 1.1 added the jump moves; a config with ``jump_prob=0`` (the held-out set's) gives the 1.0 clips,
+#: unchanged to the byte, because the jump draws come after all others and only when ``jump_prob > 0``.
+GENERATOR_VERSION = "1.1"
 
 #: The AIST++ music tempi (shared/data/aist_music_tempo/aist_music_bpm.csv, 60 pieces) as (bpm, count):
 #: nine genres at 80..130 BPM in steps of 10, House at 110..135.
@@ -87,7 +95,7 @@ COMMON_FPS: tuple[float, ...] = (24.0, 25.0, 30.0, 50.0, 60.0)
 
 BEAT_MOVES: tuple[str, ...] = (
     "bounce", "bounce-half", "bounce-double", "accent", "march", "step-touch", "tap", "swing1", "swing2", "swing4",
-    "pump", "clap", "punch", "nod", "head-tilt", "sway", "twist", "chest", "shrug", "syncopation",
+    "pump", "clap", "punch", "nod", "head-tilt", "sway", "twist", "chest", "shrug", "syncopation", "jump", "jack",
 )  # fmt: skip
 DISTRACTOR_KINDS: tuple[str, ...] = ("walk", "turn", "gesture", "wave", "idle", "drift", "jerks", "off-tempo")
 
@@ -128,6 +136,10 @@ class DancerConfig:
     accent_prob: float = 0.5  #: per section: downbeat accents
     rate_change_prob: float = 0.25  #: per section: half- or double-time bounce instead of on every beat
     syncopation_prob: float = 0.25  #: per section: off-beat hits
+    jump_prob: float = 0.15  #: per section: jumps or jumping jacks landing on the beat (instead of bounce/steps)
+    jump_height_m: tuple[float, float] = (0.03, 0.12)  #: peak rise of the feet off the floor
+    jump_air: tuple[float, float] = (0.3, 0.55)  #: airborne share of a beat (capped at 0.45 s)
+    landing_dip_s: tuple[float, float] = (0.06, 0.18)  #: landing to the lowest hips (knees absorbing)
     section_bars: tuple[int, int] = (2, 8)  #: section length in bars (inclusive)
     distractor_share: tuple[float, float] = (0.0, 0.5)  #: share of the clip covered by distractor intervals
     distractor_kinds: tuple[tuple[str, float], ...] = (
@@ -333,7 +345,7 @@ _FACE = np.array([
 ])  # fmt: skip
 
 _CHANNELS = (
-    "drop", "pelvis_x", "pelvis_z", "heading", "lean_fwd", "lean_side", "twist", "shrug",
+    "drop", "air", "pelvis_x", "pelvis_z", "heading", "lean_fwd", "lean_side", "twist", "shrug",
     "head_nod", "head_yaw", "head_roll",
     "flex_l", "abd_l", "elbow_l", "flex_r", "abd_r", "elbow_r",
     "foot_x_l", "foot_z_l", "lift_l", "foot_x_r", "foot_z_r", "lift_r",
@@ -371,6 +383,7 @@ def _forward_kinematics(ch: dict[str, np.ndarray], root: np.ndarray, body: _Body
     h0 = body.ankle + 0.975 * leg
     pelvis_off = np.stack([0.5 * (feet_off[0][:, 0] + feet_off[1][:, 0]) + ch["pelvis_x"], h0 - ch["drop"],
                            0.5 * (feet_off[0][:, 2] + feet_off[1][:, 2]) + ch["pelvis_z"]], -1)
+    root = root + np.stack([np.zeros(t_len), ch["air"], np.zeros(t_len)], -1)  # a jump lifts everything
     pelvis = root + _apply(rb, pelvis_off)
     for k, (sgn, off) in enumerate(((1.0, feet_off[0]), (-1.0, feet_off[1]))):
         hip = pelvis + _apply(rb, np.array([sgn * body.hip_w / 2, 0.0, 0.0]))
@@ -465,6 +478,11 @@ def _choose_moves(cfg: DancerConfig, rng: np.random.Generator, bpm: float) -> li
         moves.append("syncopation")
     if not any(m in moves for m in BEAT_MOVES if m not in ("syncopation", "accent")):
         moves.append(str(rng.choice(["bounce", "nod", "pump", "swing2"])))
+    # Drawn last and only when enabled, so configs without jumps keep generator 1.0's clips.
+    if cfg.jump_prob > 0 and rng.random() < cfg.jump_prob:
+        jump = "jack" if rng.random() < 0.5 else "jump"
+        moves = [m for m in moves if not m.startswith("bounce") and m not in ("march", "step-touch", "tap")]
+        moves.append(jump)
     return moves
 
 
@@ -564,6 +582,8 @@ def _dance(cfg: DancerConfig, rng: np.random.Generator, psi: np.ndarray, section
                 add("lean_fwd", a * float(rng.uniform(0.05, 0.2)) * _pulse(xb, cusp, sharp))
             elif m == "shrug":
                 add("shrug", a * float(rng.uniform(0.02, 0.05)) * _pulse(xb, cusp, sharp))
+            elif m in ("jump", "jack"):
+                _add_jump(cfg, rng, xb, bpm, a, m == "jack", arms, add)
             elif m == "syncopation":
                 where = float(rng.choice([0.5, 0.75, 0.25], p=[0.7, 0.15, 0.15]))
                 p = _pulse(xb - where, 1.0, 3.0) * (rng.random(len(range(start, end))) < 0.7).astype(float)[
@@ -580,6 +600,34 @@ def _dance(cfg: DancerConfig, rng: np.random.Generator, psi: np.ndarray, section
                 else:
                     add("drop", a * float(rng.uniform(0.015, 0.04)) * p)
     return ch, sec_moves, step_pattern
+
+
+def _add_jump(cfg: DancerConfig, rng: np.random.Generator, xb: np.ndarray, bpm: float, a: float, jack: bool,
+              arms: tuple[int, ...], add: Any) -> None:
+    """A jump landing on every beat (``xb`` integer): airborne for the last ``air`` of each beat (the
+    ``air`` channel lifts the whole body, feet included, on a parabola), then a knee dip whose bottom
+    comes ``landing_dip_s`` after the landing. ``jack``: feet apart and arms overhead on every other
+    landing, switching in the air. ``a`` scales with the dancer (1 for a 1.75 m dancer)."""
+    beat_s = 60.0 / bpm
+    air = min(_u(rng, cfg.jump_air), 0.45 / beat_s)
+    height = a * _u(rng, cfg.jump_height_m)
+    dip_at = min(_u(rng, cfg.landing_dip_s) / beat_s, 0.45 * (1.0 - air))  # in beats after the landing
+    depth = a * float(rng.uniform(0.03, 0.07))
+    x = xb - np.floor(xb)  # 0 at a landing
+    u = np.clip((x - (1.0 - air)) / air, 0.0, 1.0)
+    add("air", height * 4.0 * u * (1.0 - u))
+    add("drop", depth * np.sin(0.5 * np.pi * np.clip(x / dip_at, 0.0, 2.0)) ** 2)
+    if jack:
+        # open on even beats, closed on odd ones; the change happens in the air before the landing
+        k_land = np.floor(xb) + (u > 0)  # the landing this frame belongs to
+        prev_open = (np.floor(xb) % 2 == 0).astype(float)
+        next_open = (k_land % 2 == 0).astype(float)
+        openness = prev_open + (next_open - prev_open) * _smoothstep(u)
+        width = a * float(rng.uniform(0.12, 0.22))
+        add("foot_x_l", width * openness)
+        add("foot_x_r", -width * openness)
+        for s in arms:
+            add(f"abd_{'lr'[s]}", 2.5 * openness)
 
 
 def _steps(rng: np.random.Generator, psi: np.ndarray, pattern: dict[int, str], active: np.ndarray, kmin: int,

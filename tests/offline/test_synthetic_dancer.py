@@ -32,9 +32,11 @@ from rhythmicnet.offline.synthetic_dancer import (
     preview_frame_times,
 )
 
-#: Only the bounce carries the beat to the hips: no distractors, no off-beat knee dips, no half/double time.
+#: Only the bounce carries the beat to the hips: no distractors, no off-beat knee dips, no half/double time,
+#: no jumps.
 BOUNCE_ONLY = dataclasses.replace(
     TRAIN_CONFIG, distractor_share=(0.0, 0.0), syncopation_prob=0.0, rate_change_prob=0.0, bounce_prob=1.0,
+    jump_prob=0.0,
     timing_jitter_s=(0.010, 0.010), dancer_offset_s=(0.0, 0.0), noise_frac=(0.0, 0.0), outlier_prob=(0.0, 0.0),
     joint_drop_prob=(0.0, 0.0), frame_drop_prob=(0.0, 0.0), person_lost_share=0.0,
 )
@@ -115,29 +117,77 @@ def test_hips_are_lowest_on_the_labelled_beats():
     assert total > 200 and hits / total >= 0.9
 
 
+JUMPS_ONLY = dataclasses.replace(BOUNCE_ONLY, bounce_prob=0.0, jump_prob=1.0, step_prob=0.0, accent_prob=0.0,
+                                 camera_shake_deg=(0.0, 0.0), pitch_deg=(0.0, 10.0))
+
+
+def test_jumps_land_on_the_labelled_beats_and_the_hips_bottom_out_after():
+    """A jumper's beat is the landing: the ankles come back to the floor at the label (within 2
+    frames), the feet are well up in the half beat before it, and the hips are lowest 30-200 ms after
+    it (knees absorbing)."""
+    landed = bottom_after = total = 0
+    lifts = []
+    for seed in range(6):
+        d = generate_clip(JUMPS_ONLY, seed)
+        assert all("jump" in s.moves or "jack" in s.moves for s in d.metadata.sections)
+        seq = d.sequence
+        t = seq.times
+        ankle_y = seq.keypoints[:, 15:17, 1].mean(axis=1)  # image y grows downwards
+        hip_y = seq.keypoints[:, 11:13, 1].mean(axis=1)
+        height = np.ptp(seq.keypoints[:, :, 1], axis=1).mean()
+        period = 60.0 / d.tempo_bpm
+        for b in d.beats:
+            if b - period < 0 or b + period > t[-1]:
+                continue
+            around = (t > b - period) & (t < b + period)
+            floor = ankle_y[around].max()
+            before = (t > b - 0.6 * period) & (t < b)
+            after = (t >= b - 0.5 / seq.fps) & (t < b + 0.45 * period)
+            if before.sum() < 3 or after.sum() < 4:
+                continue
+            total += 1
+            lifts.append((floor - ankle_y[before].min()) / height)
+            # the first frame, after the highest point of the jump, with the ankles back on the floor
+            top = np.flatnonzero(before)[np.argmin(ankle_y[before])]
+            down = top + np.flatnonzero(ankle_y[top:] >= floor - 0.002 * height)[0]
+            landed += abs(t[down] - b) <= 2.0 / seq.fps + 1e-9
+            lag = t[after][np.argmax(hip_y[after])] - b
+            bottom_after += 0.03 <= lag <= 0.2 + 2.0 / seq.fps
+    print(f"jumps: landed within 2 frames {landed}/{total}, hips lowest 30-200 ms after {bottom_after}/{total}, "
+          f"median foot lift {np.median(lifts):.3f} of the figure's height")
+    assert total > 100 and landed / total >= 0.85 and bottom_after / total >= 0.8
+    assert np.median(lifts) > 0.015
+
+
 def test_kinematic_offsets_peak_on_beats_at_the_model_rate():
-    """Default choreography (all moves, no distractors): joint accelerations concentrate on the beat phase."""
+    """Default choreography (all moves, no distractors): joint accelerations concentrate on the beat
+    phase; without jumps the hips are lowest on it (a jump's hips bottom out after its landing, which
+    ``test_jumps_land_on_the_labelled_beats_and_the_hips_bottom_out_after`` checks)."""
     cfg = dataclasses.replace(TRAIN_CONFIG, distractor_share=(0.0, 0.0), noise_frac=(0.0, 0.0), outlier_prob=(0.0, 0.0))
     energy, count = np.zeros(16), np.zeros(16)
-    hip_fold = np.zeros(16)
+    hip_fold, hip_count = np.zeros(16), np.zeros(16)
     for seed in range(10):
-        d = generate_clip(cfg, seed)
-        seq = prepare_for_model(d.sequence)
-        x = normalize_clip(seq.keypoints, seq.confidence)
-        ok = (seq.confidence > 0).all(axis=1)
-        acc = np.linalg.norm(np.diff(x, 2, axis=0), axis=-1).mean(axis=1)
-        tt = seq.times[1:-1]
-        ok = ok[1:-1] & ok[2:] & ok[:-2] & (tt >= d.beats[0]) & (tt < d.beats[-1])
-        i = np.clip(np.searchsorted(d.beats, tt, side="right") - 1, 0, len(d.beats) - 2)
-        phase = (tt - d.beats[i]) / (d.beats[i + 1] - d.beats[i])
-        k = np.round(phase * 16).astype(int) % 16
-        np.add.at(energy, k[ok], acc[ok])
-        np.add.at(hip_fold, k[ok], x[1:-1, 11:13, 1].mean(axis=1)[ok])
-        np.add.at(count, k[ok], 1)
+        for config, what in ((cfg, "acceleration"), (dataclasses.replace(cfg, jump_prob=0.0), "hips")):
+            d = generate_clip(config, seed)
+            seq = prepare_for_model(d.sequence)
+            x = normalize_clip(seq.keypoints, seq.confidence)
+            ok = (seq.confidence > 0).all(axis=1)
+            acc = np.linalg.norm(np.diff(x, 2, axis=0), axis=-1).mean(axis=1)
+            tt = seq.times[1:-1]
+            ok = ok[1:-1] & ok[2:] & ok[:-2] & (tt >= d.beats[0]) & (tt < d.beats[-1])
+            i = np.clip(np.searchsorted(d.beats, tt, side="right") - 1, 0, len(d.beats) - 2)
+            phase = (tt - d.beats[i]) / (d.beats[i + 1] - d.beats[i])
+            k = np.round(phase * 16).astype(int) % 16
+            if what == "acceleration":
+                np.add.at(energy, k[ok], acc[ok])
+                np.add.at(count, k[ok], 1)
+            else:
+                np.add.at(hip_fold, k[ok], x[1:-1, 11:13, 1].mean(axis=1)[ok])
+                np.add.at(hip_count, k[ok], 1)
     e = energy / count
     print("acceleration by beat phase (16ths, beat first):", np.round(e / e.mean(), 2))
     assert np.argmax(e) == 0 and e[0] > 1.8 * np.median(e)
-    assert np.argmax(hip_fold / count) == 0  # hips lowest (largest image y) on the beat
+    assert np.argmax(hip_fold / hip_count) == 0  # hips lowest (largest image y) on the beat
 
 
 def test_beat_targets_shape():
@@ -161,7 +211,8 @@ def test_eval_set_is_disjoint_harder_and_frozen():
     assert cfg.duration_s == (30.0, 30.0) and cfg.timing_jitter_s == (0.03, 0.03)
     assert cfg.distractor_share[0] >= 0.3
     assert cfg.yaw_deg[0] >= TRAIN_CONFIG.yaw_deg[1]  # camera yaws outside the training range
-    assert EVAL_SET.generator_version == GENERATOR_VERSION
+    # frozen with generator 1.0; 1.1 only added jumps, which the set leaves out (same clips to the byte)
+    assert EVAL_SET.generator_version == "1.0" and GENERATOR_VERSION == "1.1" and cfg.jump_prob == 0.0
     for d in eval_clips(12):
         m = d.metadata
         assert 60.0 <= abs(m.camera.yaw_deg) <= 80.0
