@@ -192,6 +192,8 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
         raise InputError("the real data given has no clip in its train split")
 
     step, history, best_f, best_state, elapsed_before = 0, [], -1.0, None, 0.0
+    # the step from which the clips come from this GENERATOR_VERSION (and the earlier version, if any)
+    generator_since, earlier_generator = 0, None
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
@@ -200,6 +202,13 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
         extra = state["extra"]
         history, best_f, best_state = extra["history"], extra["best_f"], extra["best_state"]
         elapsed_before = float(extra["elapsed_s"])
+        generator_since, earlier_generator = int(extra.get("generator_since", 0)), extra.get("earlier_generator")
+        if extra.get("generator_version", "1.0") != GENERATOR_VERSION:
+            # another generator makes other validation clips: the best so far was measured on the old ones
+            earlier_generator, generator_since = extra.get("generator_version", "1.0"), step
+            best_f, best_state = -1.0, None
+            log.info("generator %s -> %s at step %d: best weights start anew", earlier_generator,
+                     GENERATOR_VERSION, step)
         log.info("resumed %s at step %d", ckpt_path, step)
     rng = np.random.default_rng([config.seed, step])
 
@@ -238,7 +247,8 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
                 best_f, best_state = f, {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}
             save_checkpoint(ckpt_path, model=model, optimizer=opt, step=step, epoch=0, config=asdict(config),
                             extra={"history": history, "best_f": best_f, "best_state": best_state,
-                                   "elapsed_s": elapsed()})
+                                   "elapsed_s": elapsed(), "generator_version": GENERATOR_VERSION,
+                                   "generator_since": generator_since, "earlier_generator": earlier_generator})
     bar.close()
     if best_state is None:
         best_state = model.state_dict()
@@ -252,6 +262,7 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
         "architecture": arch,
         "parameters": n_params,
         "data": {"generator": "offline/synthetic_dancer.py", "generator_version": GENERATOR_VERSION,
+                 "generator_since_step": generator_since, "earlier_generator": earlier_generator,
                  "train_seeds": f"[0, {TRAIN_SEED_LIMIT}) from seed {config.seed}",
                  "validation_seeds": f"validation_clip(0..{config.val_clips - 1})",
                  "window_frames": config.window_frames, "clip_seconds": config.clip_seconds,

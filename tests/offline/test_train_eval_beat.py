@@ -35,6 +35,25 @@ def test_resume_continues(tiny_beat, tmp_path):
     assert [h["step"] for h in m["history"]] == [2, 3, 4]
 
 
+def test_resuming_on_a_newer_generator_starts_the_best_weights_anew(tiny_beat, tmp_path):
+    import torch
+
+    from rhythmicnet.offline.synthetic_dancer import GENERATOR_VERSION
+    from rhythmicnet.offline.training import load_checkpoint
+    out, _ = tiny_beat
+    state = load_checkpoint(out / "beat_full_causal.ckpt")
+    assert state["extra"]["generator_version"] == GENERATOR_VERSION
+    state["extra"]["generator_version"] = "0.9"  # a checkpoint of an older generator
+    state["extra"]["best_f"] = 2.0  # unbeatable: kept, the fine-tuned weights would never be written
+    ckpt = tmp_path / "old.ckpt"
+    torch.save(state, ckpt)
+    cfg = BeatTrainConfig(model="full", causal=True, steps=state["step"] + 2, batch_size=2, window_frames=120,
+                          clip_seconds=6.0, val_clips=1, val_every=2, threads=1)
+    m = train_beat(tmp_path, config=cfg, checkpoint=ckpt, resume=True, progress=False)
+    assert m["validation_f"] <= 1.0
+    assert m["data"]["generator_since_step"] == state["step"] and m["data"]["earlier_generator"] == "0.9"
+
+
 def test_eval_command(tiny_beat, tmp_path, capsys):
     out, _ = tiny_beat
     js = tmp_path / "t1.json"
