@@ -78,9 +78,18 @@ class Drum2MusicConfig:
 
 @dataclass(frozen=True)
 class SamplingConfig:
+    """Temperature + top-k sampling under the REMI grammar.
+
+    ``first_bar_plays``: the first bar after a reset (empty memory) has at least one note. The model
+    is trained on segments that start with a playing bar (``train_music.plays_enough``), but it
+    learns that from one token per segment, and within its CPU budget it still ended a first bar at
+    once ~40 % of the time, which left a short video's opening silent; later bars rest as they like.
+    """
+
     temperature: float = 1.2
     top_k: int | None = 5
     seed: int | None = 0
+    first_bar_plays: bool = True
 
 
 @dataclass
@@ -218,7 +227,7 @@ class Drum2MusicModel(nn.Module):
         context, ctx_valid, enc_mem, enc_valid = self.encode_bar(drum_tokens, memory)
         inst = torch.tensor([instrument])
         tokens = [VOCAB.bar]
-        grammar.reset()
+        grammar.reset(must_play=sampling.first_bar_plays and memory.bars == 0)
         grammar.advance(VOCAB.bar)
         while True:
             logits, _, _ = self.decode_bar(torch.tensor([tokens]), inst, context, ctx_valid, memory)
@@ -235,7 +244,7 @@ class Drum2MusicModel(nn.Module):
         """Incremental generation (batch 1): one decoder step per token with cached keys/values."""
         context, ctx_valid, enc_mem, enc_valid = self.encode_bar(drum_tokens, memory)
         dec = BarDecoder(self, instrument, context, ctx_valid, memory)
-        grammar.reset()
+        grammar.reset(must_play=sampling.first_bar_plays and memory.bars == 0)
         grammar.advance(VOCAB.bar)
         tokens = [VOCAB.bar]
         logits = dec.step(VOCAB.bar)

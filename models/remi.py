@@ -278,7 +278,8 @@ class RemiGrammar:
     State machine over ``Bar (Position (Pitch Velocity Duration)+)* EndBar``: positions strictly
     increase, pitches strictly increase within a position, a note starts only when it can be
     finished (3 tokens) and the bar still closed within ``max_len``; after ``EndBar`` only ``<pad>``.
-    ``pitch_range`` (inclusive) limits the pitches an instrument may play.
+    ``pitch_range`` (inclusive) limits the pitches an instrument may play. ``reset(must_play=True)``
+    forbids an empty bar (``Bar EndBar``): the bar holds at least one note.
     """
 
     def __init__(self, max_len: int, pitch_range: tuple[int, int] = PITCH_RANGE,
@@ -293,12 +294,13 @@ class RemiGrammar:
         self._duration = np.array(r["Duration"])
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, must_play: bool = False) -> None:
         self.length = 0
         self.last = -1  # last token id
         self.step = -1
         self.pitch = -1
         self.done = False
+        self.must_play = must_play
 
     def allowed(self) -> np.ndarray:
         """(V,) bool mask of the tokens allowed next."""
@@ -313,7 +315,7 @@ class RemiGrammar:
         kind = v.kind[self.last]
         room = self.max_len - self.length  # tokens still allowed, EndBar included
         if kind in ("Bar", "Duration"):
-            m[v.end_bar] = True
+            m[v.end_bar] = not (kind == "Bar" and self.must_play and room >= 5)
             if kind == "Duration" and room >= 4:  # Pitch Velocity Duration EndBar
                 m[self._pitch_ids[self._pitch_ids > v.pitch(self.pitch)]] = True
             if room >= 5:  # Position Pitch Velocity Duration EndBar

@@ -265,7 +265,8 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
         "segment_rule": SEGMENT_RULE,
         "n_nll_segments": len(nll_on),
         "ablation": ablation,
-        "sampling": {"temperature": sampling.temperature, "top_k": sampling.top_k, "seed": EVAL_SEED},
+        "sampling": {"temperature": sampling.temperature, "top_k": sampling.top_k, "seed": EVAL_SEED,
+                     "first_bar_plays": sampling.first_bar_plays},
         "weights": str(weights_dir),
     })
 

@@ -126,3 +126,33 @@ def test_sampling_respects_top_k_and_grammar():
     g = torch.Generator().manual_seed(0)
     picks = {sample_token(logits, allowed, SamplingConfig(temperature=5.0, top_k=2), g) for _ in range(200)}
     assert picks == {3, 5}
+
+
+def test_first_bar_after_a_reset_plays_and_later_bars_may_rest():
+    grammar = RemiGrammar(TINY.max_bar_len)
+    grammar.reset(must_play=True)
+    grammar.advance(VOCAB.bar)
+    assert not grammar.allowed()[VOCAB.end_bar] and grammar.allowed()[VOCAB.position(0)]
+    grammar.reset()
+    grammar.advance(VOCAB.bar)
+    assert grammar.allowed()[VOCAB.end_bar]
+    # a model that always wants to rest: its EndBar logit far above the rest
+    torch.manual_seed(0)
+    model = Drum2MusicModel(TINY).eval()
+    head = torch.nn.Linear(TINY.d_model, TINY.vocab_size)
+    with torch.no_grad():
+        head.weight.copy_(model.head.weight)
+        head.bias.zero_()
+        head.bias[VOCAB.end_bar] = 100.0
+    model.head = head
+    drums = encode_drum_bars(_drum_bars(3), TINY.max_drum_len)
+    for first_bar_plays, expect in ((True, [True, False, False]), (False, [False, False, False])):
+        memory = model.initial_memory(1)
+        gen = torch.Generator().manual_seed(0)
+        played = []
+        with torch.no_grad():
+            for i in range(3):
+                tokens, memory = model.generate_bar(drums[i : i + 1], 0, memory, grammar,
+                                                    SamplingConfig(first_bar_plays=first_bar_plays), gen)
+                played.append(len(tokens) > 2)
+        assert played == expect
