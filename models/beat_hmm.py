@@ -376,6 +376,21 @@ def decode_beats(activation: np.ndarray, config: BeatTrackerConfig = BeatTracker
 
     Shape: (T,) activation at ``config.fps`` -> (N,) beat times in seconds (frame t is at t / fps).
     """
+    return decode_beats_and_tempo(activation, config)[0]
+
+
+def decode_beats_and_tempo(activation: np.ndarray,
+                           config: BeatTrackerConfig = BeatTrackerConfig(),  # noqa: B008
+                           ) -> tuple[np.ndarray, float]:
+    """``decode_beats`` and the tempo (BPM) of the Viterbi path: its median beat interval over the
+    decoded frames (NaN without a path).
+
+    The path's tempo lies inside ``[min_bpm, max_bpm]`` by construction (up to the whole-frame
+    intervals of the state space: 78.4-81.6 BPM at 30 fps is 22-23 frames, 78.3-81.8 BPM). The tempo of the beat times
+    (``tempo_from_beats``) need not: ``correct`` moves each beat to the activation peak in its beat
+    range, and with a tempo range pinned away from the movement's own tempo those peaks wander, so
+    the median inter-beat interval came out up to 7 % off a +-2 % range.
+    """
     activation = np.asarray(activation, dtype=np.float64)
     if activation.ndim != 1:
         raise ValueError(f"activation must be 1-D (T,), got shape {activation.shape}")
@@ -383,11 +398,14 @@ def decode_beats(activation: np.ndarray, config: BeatTrackerConfig = BeatTracker
     if config.threshold:
         activation, first = threshold_activations(activation, config.threshold)
     if activation.size == 0:
-        return np.empty(0)
+        return np.empty(0), float("nan")
     hmm = build_beat_hmm(config)
     path, _ = hmm.viterbi(activation)
+    if path.size == 0:
+        return np.empty(0), float("nan")
     frames = path_to_beat_frames(path, activation, hmm, config.correct)
-    return (frames + first) / float(config.fps)
+    tempo = 60.0 * float(config.fps) / float(np.median(hmm.st.state_intervals[path]))
+    return (frames + first) / float(config.fps), tempo
 
 
 def tempo_from_beats(beats: np.ndarray) -> float:

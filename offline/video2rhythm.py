@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rhythmicnet.errors import InputError, NoPersonError
-from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats, tempo_from_beats
+from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats_and_tempo
 from rhythmicnet.models.beat_model import LearnedBeatModel, downbeats_from
 from rhythmicnet.models.keypoints import MODEL_FPS, KeypointSequence, prepare_for_model
 from rhythmicnet.models.onset_activation import onset_activation
@@ -52,6 +52,7 @@ class RhythmAnalysis:
 
     sequence: the resampled keypoints (T frames); keypoints_norm (T, 17, 2); speed (T,) mean joint
     speed in body units per second; activation (T,) beat activation in [0, 1]; beats (B,) seconds;
+    tempo_bpm: the beat tracker's tempo (median interval of its Viterbi path, inside the tempo range);
     style: the paper's style stream; rhythm: beats ∪ style on the 16th grid.
     """
 
@@ -99,7 +100,7 @@ def analyse(sequence: KeypointSequence, config: Video2RhythmConfig = Video2Rhyth
     stage["beat_activation"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    beats = decode_beats(activation, config.beat_tracker())
+    beats, tempo = decode_beats_and_tempo(activation, config.beat_tracker())
     stage["beat_decoding"] = time.perf_counter() - t0
     if len(beats) < 2:
         raise InputError(f"{source}: found no steady beat in the movement (fewer than two beats)")
@@ -122,7 +123,7 @@ def analyse(sequence: KeypointSequence, config: Video2RhythmConfig = Video2Rhyth
         speed=joint_speed(kp, seq.confidence, MODEL_FPS),
         activation=activation,
         beats=beats,
-        tempo_bpm=float(tempo_from_beats(beats)),
+        tempo_bpm=tempo,  # the beat tracker's (inside its tempo range), not the beats' median interval
         style=style,
         rhythm=rhythm,
         config=config,

@@ -22,6 +22,7 @@ from rhythmicnet.models.beat_hmm import (
     beat_times,
     build_beat_hmm,
     decode_beats,
+    decode_beats_and_tempo,
     exponential_transition,
     tempo_from_beats,
 )
@@ -453,6 +454,22 @@ def test_threshold_crops_offline_and_delays_online():
     online = OnlineBeatTracker(config).process_offline(act)
     assert online.min() >= 5.0 - 1e-9
     assert decode_beats(np.full(100, 0.1), config).size == 0
+
+
+def test_decoded_tempo_stays_inside_a_pinned_range():
+    act, _ = synthetic_activation(110.0, seed=4, dropout=0.0)
+    pinned = BeatTrackerConfig(min_bpm=78.4, max_bpm=81.6)
+    beats, tempo = decode_beats_and_tempo(act, pinned)
+    np.testing.assert_array_equal(beats, decode_beats(act, pinned))
+    # the range as the state space has it: whole-frame intervals (22 and 23 frames at 30 fps)
+    intervals = build_beat_hmm(pinned).st.intervals
+    assert 60.0 * FPS / intervals.max() - 1e-9 <= tempo <= 60.0 * FPS / intervals.min() + 1e-9
+    assert 78.0 <= tempo <= 82.0
+    # on a steady input inside the range the path's tempo is the beats' tempo
+    act, _ = synthetic_activation(120.0, seed=4, dropout=0.0, jitter=0.0)
+    beats, tempo = decode_beats_and_tempo(act, BeatTrackerConfig())
+    assert tempo == pytest.approx(tempo_from_beats(beats), rel=0.01) and tempo == pytest.approx(120.0, rel=0.01)
+    assert np.isnan(decode_beats_and_tempo(np.empty(0))[1])
 
 
 def test_tempo_from_beats():

@@ -132,8 +132,7 @@ def test_rhythm_controls():
 def dancer_keypoints(tmp_path_factory):
     import dataclasses
 
-    # jump_prob=0: the generator-1.0 clip these tests were written against (see the pinned-tempo test)
-    cfg = dataclasses.replace(TRAIN_CONFIG, duration_s=(8.0, 8.0), tempo_bpm=(110.0, 110.0), jump_prob=0.0)
+    cfg = dataclasses.replace(TRAIN_CONFIG, duration_s=(8.0, 8.0), tempo_bpm=(110.0, 110.0))
     path = tmp_path_factory.mktemp("kp") / "dancer.npz"
     save_keypoints(path, generate_clip(cfg, 11).sequence)
     return path
