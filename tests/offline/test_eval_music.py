@@ -38,6 +38,7 @@ def test_statistics_on_a_hand_checked_part():
     drums = np.zeros((3, 9, 16), bool)
     drums[0, 0, 0] = drums[2, 1, 4] = True
     assert onset_coupling(BARS, drums) == pytest.approx(2 / 3)
+    assert onset_coupling(BARS, drums, (1,)) == pytest.approx(1 / 3)  # snare only: the step in bar 3
     m, lo, hi = bootstrap_ci([1.0, 2.0, 3.0, float("nan")])
     assert m == pytest.approx(2.0) and lo <= m <= hi
 
@@ -65,6 +66,9 @@ def test_evaluate_music_runs_on_real_segments_with_a_tiny_model(tmp_path):
     assert set(r["dataset"]) >= {"pc_per_bar", "pitch_interval", "ioi"}
     assert r["ms_per_bar"]["median"] > 0
     assert 0 <= r["rest_share"] <= 1 and 0 <= r["dataset"]["rest_share"] <= 1
+    for k in ("coupling_kick_snare_generated", "coupling_kick_snare_real", "kick_snare_density"):
+        assert 0 <= r[k] <= 1 or np.isnan(r[k])
+    assert r["coupling_kick_snare_real"] <= r["coupling_real"] + 1e-9  # kick/snare onsets are a subset
     # the ablation folder holds the same two models: the same figures from the same segments and seeds
     assert set(r["ablation"]) == {"drum2music", "drum2music_no_memory"}
     assert r["ablation"]["drum2music"]["nll"] == pytest.approx(r["nll_memory"])
