@@ -46,7 +46,14 @@ from rhythmicnet.models.music_transformer import SamplingConfig
 from rhythmicnet.models.remi import STEPS_PER_BAR, BarNote
 from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline import music_dataset as md
-from rhythmicnet.offline.train_music import drum_bars, evaluate_nll, plays_enough, validation_segments
+from rhythmicnet.offline.train_music import (
+    MusicTrainConfig,
+    drum_bars,
+    evaluate_nll,
+    plays_enough,
+    segment_rule,
+    validation_segments,
+)
 
 __all__ = ["PAPER_ROWS", "evaluate_music", "format_table", "pitch_count_per_bar", "pitch_interval", "ioi",
            "histogram_overlap", "pitch_class_histogram", "note_length_histogram", "onset_coupling"]
@@ -61,8 +68,8 @@ EVAL_SEED = 2024
 #: the equal-budget ablation models, by the name their weights have in an ablation folder
 ABLATION_NAMES = ("drum2music", NO_MEMORY_NAME, "drum2music_no_pop909")
 ABLATION_DIR = WEIGHTS_DIR / "ablations"
-#: which segments count (see ``train_music.plays_enough``)
-SEGMENT_RULE = {"min_playing_fraction": 0.5, "first_bar_plays": True}
+#: which segments count: the training default (see ``train_music.plays_enough``)
+SEGMENT_RULE = segment_rule(MusicTrainConfig())
 EVAL_SAMPLING = SamplingConfig(seed=EVAL_SEED)
 #: mgeval's 12 note-length classes in 16th steps: full, half, quarter, 8th, 16th, dotted half,
 #: dotted quarter, dotted 8th, dotted 16th, half triplet, quarter triplet, 8th triplet.
@@ -129,11 +136,16 @@ def histogram_overlap(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.minimum(p, q).sum())
 
 
+def drum_onset_steps(drum_hits: np.ndarray, classes: Sequence[int] | None = None) -> np.ndarray:
+    """(n_bars * 16,) bool: the steps with an onset of ``classes`` (default any class). drum_hits (n_bars, 9, 16)."""
+    hits = np.asarray(drum_hits)
+    return (hits if classes is None else hits[:, list(classes)]).any(axis=1).reshape(-1)
+
+
 def onset_coupling(bars: Bars, drum_hits: np.ndarray, classes: Sequence[int] | None = None) -> float:
     """Share of the part's onset steps that carry a drum onset (of ``classes``, default any class).
     drum_hits (n_bars, 9, 16)."""
-    hits = np.asarray(drum_hits)
-    drum_on = (hits if classes is None else hits[:, list(classes)]).any(axis=1).reshape(-1)
+    drum_on = drum_onset_steps(drum_hits, classes)
     steps = sorted({i * STEPS_PER_BAR + n.step for i, bar in enumerate(bars) for n in bar})
     return float(np.mean(drum_on[steps])) if steps else float("nan")
 
@@ -151,7 +163,7 @@ def bootstrap_ci(values: Sequence[float], n: int = 1000, seed: int = 0) -> tuple
 def _playing_segments(splits: Sequence[str], instrument: str) -> list[md.SongBars]:
     songs = [s for split in splits for s in md.read_multitrack(split, instrument, licences=None)]
     segs = validation_segments([s for s in songs if s.drum_hits is not None], 16)
-    return [s for s in segs if plays_enough(s, SEGMENT_RULE["min_playing_fraction"], SEGMENT_RULE["first_bar_plays"])]
+    return [s for s in segs if plays_enough(s, **SEGMENT_RULE)]
 
 
 def eval_segments(instrument: str, limit: int | None = None) -> list[md.SongBars]:
@@ -266,8 +278,7 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
         "coupling_kick_snare_generated": per_segment(_kick_snare_coupling, gen, gen_drums),
         "coupling_kick_snare_real": per_segment(_kick_snare_coupling, real, gen_drums),
         "coupling_kick_snare_mismatched": per_segment(_kick_snare_coupling, gen, mismatched),
-        "kick_snare_density": bootstrap_ci([float(np.asarray(d)[:, [KICK, SNARE]].any(axis=1).mean())
-                                            for d in gen_drums]),
+        "kick_snare_density": bootstrap_ci([float(drum_onset_steps(d, (KICK, SNARE)).mean()) for d in gen_drums]),
         "ms_per_bar": {"median": float(np.median(bar_ms)), "p99": float(np.percentile(bar_ms, 99))},
         "n_bars": n_bars,
         "n_segments": len(segs),

@@ -73,6 +73,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,7 @@ BEAT_MOVES: tuple[str, ...] = (
     "bounce", "bounce-half", "bounce-double", "accent", "march", "step-touch", "tap", "swing1", "swing2", "swing4",
     "pump", "clap", "punch", "nod", "head-tilt", "sway", "twist", "chest", "shrug", "syncopation", "jump", "jack",
 )  # fmt: skip
+STEP_MOVES: tuple[str, ...] = ("march", "step-touch", "tap")  #: the moves that step (see ``_steps``)
 DISTRACTOR_KINDS: tuple[str, ...] = ("walk", "turn", "gesture", "wave", "idle", "drift", "jerks", "off-tempo")
 
 _L, _R = 0, 1  # arm/leg side indices; the dancer's left is +x in the body frame
@@ -466,7 +468,7 @@ def _choose_moves(cfg: DancerConfig, rng: np.random.Generator, bpm: float) -> li
     if rng.random() < cfg.accent_prob:
         moves.append("accent")
     if rng.random() < cfg.step_prob:
-        moves.append(str(rng.choice(["march", "step-touch", "tap"])))
+        moves.append(str(rng.choice(list(STEP_MOVES))))
     if rng.random() < cfg.arm_prob:
         moves.append(str(rng.choice(["swing1", "swing2", "swing4", "pump", "clap", "punch"],
                                     p=[0.15, 0.25, 0.15, 0.2, 0.1, 0.15])))
@@ -481,7 +483,7 @@ def _choose_moves(cfg: DancerConfig, rng: np.random.Generator, bpm: float) -> li
     # Drawn last and only when enabled, so configs without jumps keep generator 1.0's clips.
     if cfg.jump_prob > 0 and rng.random() < cfg.jump_prob:
         jump = "jack" if rng.random() < 0.5 else "jump"
-        moves = [m for m in moves if not m.startswith("bounce") and m not in ("march", "step-touch", "tap")]
+        moves = [m for m in moves if not m.startswith("bounce") and m not in STEP_MOVES]
         moves.append(jump)
     return moves
 
@@ -517,7 +519,7 @@ def _dance(cfg: DancerConfig, rng: np.random.Generator, psi: np.ndarray, section
         live = w > 0
         if not live.any():
             for m in moves:
-                if m in ("march", "step-touch", "tap"):
+                if m in STEP_MOVES:
                     for k in range(start, end):
                         step_pattern[k] = m
             continue
@@ -539,7 +541,7 @@ def _dance(cfg: DancerConfig, rng: np.random.Generator, psi: np.ndarray, section
                 add("head_nod", a * float(rng.uniform(0.05, 0.2)) * acc)
                 for s in arms:
                     add(f"flex_{'lr'[s]}", a * float(rng.uniform(0.3, 1.2)) * acc)
-            elif m in ("march", "step-touch", "tap"):
+            elif m in STEP_MOVES:
                 for k in range(start, end):
                     step_pattern[k] = m
             elif m.startswith("swing"):
@@ -603,7 +605,7 @@ def _dance(cfg: DancerConfig, rng: np.random.Generator, psi: np.ndarray, section
 
 
 def _add_jump(cfg: DancerConfig, rng: np.random.Generator, xb: np.ndarray, bpm: float, a: float, jack: bool,
-              arms: tuple[int, ...], add: Any) -> None:
+              arms: tuple[int, ...], add: Callable[[str, np.ndarray], None]) -> None:
     """A jump landing on every beat (``xb`` integer): airborne for the last ``air`` of each beat (the
     ``air`` channel lifts the whole body, feet included, on a parabola), then a knee dip whose bottom
     comes ``landing_dip_s`` after the landing. ``jack``: feet apart and arms overhead on every other

@@ -120,24 +120,30 @@ def load_data(config: MusicTrainConfig) -> MusicData:
     return MusicData(train, pop, val)
 
 
-def plays_enough(segment: md.SongBars, min_fraction: float, first_bar: bool) -> bool:
+def plays_enough(segment: md.SongBars, min_playing_fraction: float, first_bar_plays: bool) -> bool:
     """Whether a segment is one the model should learn from.
 
     In the multitrack set the instrument is silent in about half of all bars, mostly in long
     stretches (intros, drum breaks, the other instrument's verse): an arrangement choice the drums
     cannot tell. Trained on every segment, the first bar of a piece (no memory yet) was a rest 60 %
     of the time whatever the drums, and a rest in memory begot more rests, so a short video often got
-    no accompaniment at all. Segments where the instrument plays in at least ``min_fraction`` of the
-    bars (and, with ``first_bar``, in the first) keep the rests inside a part and drop the tacets.
+    no accompaniment at all. Segments where the instrument plays in at least ``min_playing_fraction``
+    of the bars (and, with ``first_bar_plays``, in the first) keep the rests inside a part and drop
+    the tacets. The arguments are the keys of ``segment_rule``: ``plays_enough(s, **rule)``.
     """
     playing = [len(b) > 0 for b in segment.notes]
     if not playing:
         return False
-    return (not first_bar or playing[0]) and float(np.mean(playing)) >= min_fraction
+    return (not first_bar_plays or playing[0]) and float(np.mean(playing)) >= min_playing_fraction
 
 
 def segment_rule(config: MusicTrainConfig) -> dict[str, Any]:
+    """The arguments of ``plays_enough`` that ``config`` trains with."""
     return {"min_playing_fraction": config.min_playing_fraction, "first_bar_plays": config.first_bar_plays}
+
+
+#: the rule of a run from before the rule existed: every segment counts
+NO_SEGMENT_RULE = {"min_playing_fraction": 0.0, "first_bar_plays": False}
 
 
 def _segment(song: md.SongBars, start: int, n: int) -> md.SongBars:
@@ -224,6 +230,7 @@ class SegmentSampler:
 
     def __init__(self, data: MusicData, config: MusicTrainConfig) -> None:
         self.data, self.cfg = data, config
+        self.rule = segment_rule(config)
         self.train_w = np.array([max(1, len(s.notes)) for s in data.train], float)
         self.pop_w = np.array([max(1, len(s.notes)) for s in data.pop909], float)
 
@@ -232,11 +239,11 @@ class SegmentSampler:
         use_pop = with_pop909 and len(self.data.pop909) > 0 and rng.random() < n_pop / (n_pop + n_train)
         pool, w = (self.data.pop909, self.pop_w) if use_pop else (self.data.train, self.train_w)
         song = pool[int(rng.choice(len(pool), p=w / w.sum()))]
-        n, c = self.cfg.segment_bars, self.cfg
+        n = self.cfg.segment_bars
         for _ in range(20):  # a tacet teaches little (see plays_enough): draw again
             start = int(rng.integers(0, max(1, len(song.notes) - n + 1)))
             seg = _segment(song, start, n)
-            if plays_enough(seg, c.min_playing_fraction, c.first_bar_plays):
+            if plays_enough(seg, **self.rule):
                 break
         k = int(rng.integers(-self.cfg.transpose, self.cfg.transpose + 1))
         if k:
@@ -265,7 +272,7 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
     if not data.train:
         raise ValueError("no multitrack training songs found")
     val_segments = [s for s in validation_segments(data.validation, config.segment_bars)
-                    if plays_enough(s, config.min_playing_fraction, config.first_bar_plays)]
+                    if plays_enough(s, **segment_rule(config))]
     model = Drum2MusicModel(config.model_config()).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sampler = SegmentSampler(data, config)
@@ -280,7 +287,7 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
         elapsed_before, tokens_seen = float(extra["elapsed_s"]), int(extra["tokens_seen"])
         rng = np.random.default_rng([config.seed, step])
         rule_since = int(extra.get("segment_rule_since", 0))
-        if extra.get("segment_rule", {"min_playing_fraction": 0.0, "first_bar_plays": False}) != segment_rule(config):
+        if extra.get("segment_rule", NO_SEGMENT_RULE) != segment_rule(config):
             # another validation set from here on: the best so far was measured on the old one
             log.info("segment rule changed at step %d: best weights start anew", step)
             best_nll, best_state = float("inf"), None
