@@ -139,3 +139,25 @@ def test_resuming_under_another_segment_rule_starts_the_best_weights_anew(tiny_r
                     resume=True, progress=False, data=data)
     assert m["validation_nll"] > 0.001 and m["training"]["segment_rule_since"] == 3
     assert load_checkpoint(ckpt)["extra"]["segment_rule"] == {"min_playing_fraction": 0.25, "first_bar_plays": True}
+
+
+def test_train_music_flags_set_the_segment_rule(monkeypatch, tmp_path):
+    import rhythmicnet.offline.train_music as tm
+    seen = {}
+
+    def fake_train(out, *, config, **kwargs):
+        seen["config"] = config
+        return {"training": {"steps_run": 0, "tokens_seen": 0, "seconds": 0.0, "device": "cpu"}, "parameters": 1,
+                "validation_nll": 0.0}
+
+    monkeypatch.setattr(tm, "train_music", fake_train)
+    assert main(["train", "music", "-o", str(tmp_path), "--min-playing", "0.25", "--first-bar-may-rest", "-q"]) == 0
+    assert tm.segment_rule(seen["config"]) == {"min_playing_fraction": 0.25, "first_bar_plays": False}
+    assert main(["train", "music", "-o", str(tmp_path), "-q"]) == 0
+    assert tm.segment_rule(seen["config"]) == {"min_playing_fraction": 0.5, "first_bar_plays": True}
+
+
+def test_eval_music_with_an_empty_ablation_folder_is_a_one_line_error(tmp_path, capsys):
+    assert main(["eval", "music", "--ablation", str(tmp_path), "--instrument", "piano", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "no drum2music" in err and "Traceback" not in err
