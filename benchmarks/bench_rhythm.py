@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from rhythmicnet.models.beat_hmm import OnlineBeatTracker
+from rhythmicnet.models.fixed_lag_beats import FixedLagBeatTracker
 from rhythmicnet.models.movement_onset import MovementOnsetDetector
 from rhythmicnet.models.onset_activation import onset_activation
 from rhythmicnet.models.skeleton import normalize_clip
@@ -53,6 +54,8 @@ def main() -> None:
     act = onset_activation(kp, seq.confidence)
     tracker = OnlineBeatTracker()
     print(_row("beat tracker forward step", _per_frame(lambda i: tracker.process_online(act[i : i + 1]), n)))
+    lagged = FixedLagBeatTracker()
+    print(_row(f"beat tracker fixed-lag step ({lagged.lag} fr)", _per_frame(lambda i: lagged.step(act[i]), n)))
 
     print("offline Video2Rhythm on a 30 s clip (onset beat model):")
     res = analyse(seq)

@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -284,48 +285,60 @@ class BeatHMM:
             cur = fwd[t] = self.forward_step(cur, dens[t, 0], dens[t, 1])
         return fwd
 
+    def viterbi_step(self, v: np.ndarray, log_obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One max-product step. Shapes: log deltas (S,), log observation densities (S,) -> new log
+        deltas (S,) and backpointers (K,): the chain whose last state led into each chain's first state."""
+        st = self.st
+        cand = v[st.last_states][:, None] + self.tm.log_tempo  # (K_from, K_to)
+        best = cand.argmax(axis=0)  # (K_to,)
+        new = np.empty_like(v)
+        new[1:] = v[:-1]
+        new[st.first_states] = cand[best, np.arange(st.num_intervals)]
+        new += log_obs
+        return new, best
+
+    def backtrack(self, state: int, end: int, start: int, backpointers: Callable[[int], np.ndarray]) -> np.ndarray:
+        """The states of frames ``start..end`` of the best path that is in ``state`` at frame ``end``.
+
+        ``backpointers(t)`` gives frame t's (K,) backpointers (only frames ``start+1..end`` are asked).
+        Back-tracks one beat at a time: inside a chain the state falls by one per frame. Shape: (end - start + 1,).
+        """
+        st = self.st
+        path = np.empty(end - start + 1, dtype=np.int64)
+        t = end
+        while True:
+            chain = int(st.state_chains[state])
+            n = min(state - int(st.first_states[chain]), t - start)  # frames back to the chain's first state
+            path[t - n - start : t + 1 - start] = np.arange(state - n, state + 1)
+            t -= n
+            if t == start:
+                break
+            state = int(st.last_states[backpointers(t)[chain]])
+            t -= 1
+        return path
+
     def viterbi(self, activation: np.ndarray) -> tuple[np.ndarray, float]:
         """Most likely state path and its log probability (empty path and -inf if there is none).
 
         Shape: (T,) -> (T,) state indices. Ties go to the lowest state index, as in madmom.
         """
-        st, log_tempo = self.st, self.tm.log_tempo
+        st = self.st
         log_dens = self.om.log_densities(activation)
         num_frames, k = len(log_dens), st.num_intervals
         if num_frames == 0:
             return np.empty(0, dtype=np.int64), -np.inf
         dens_idx = self.om.beat_range.astype(np.intp)  # (S,) column of log_dens for each state
-        cols = np.arange(k)
         # backpointers only at the beat boundary: which chain's last state led into each first state
         bt = np.empty((num_frames, k), dtype=np.int16 if k < 2**15 else np.int64)
         with np.errstate(divide="ignore"):
             v = np.log(self.initial_distribution)
         for t in range(num_frames):
-            cand = v[st.last_states][:, None] + log_tempo  # (K_from, K_to)
-            best = cand.argmax(axis=0)  # (K_to,)
-            new = np.empty_like(v)
-            new[1:] = v[:-1]
-            new[st.first_states] = cand[best, cols]
-            new += log_dens[t, dens_idx]
-            bt[t] = best
-            v = new
+            v, bt[t] = self.viterbi_step(v, log_dens[t, dens_idx])
         state = int(v.argmax())
         log_prob = float(v[state])
         if not np.isfinite(log_prob):
             return np.empty(0, dtype=np.int64), log_prob
-        # back-track one beat at a time: inside a chain the state falls by one per frame
-        path = np.empty(num_frames, dtype=np.int64)
-        t = num_frames - 1
-        while True:
-            chain = int(st.state_chains[state])
-            n = min(state - int(st.first_states[chain]), t)  # frames back to the chain's first state
-            path[t - n : t + 1] = np.arange(state - n, state + 1)
-            t -= n
-            if t == 0:
-                break
-            state = int(st.last_states[bt[t, chain]])
-            t -= 1
-        return path, log_prob
+        return self.backtrack(state, num_frames - 1, 0, bt.__getitem__), log_prob
 
 
 @functools.lru_cache(maxsize=16)
@@ -457,6 +470,21 @@ class BeatEstimate:
     beat_time: float = float("nan")
 
 
+def map_estimate(hmm: BeatHMM, state: int, frame: int, fps: float, beat_frame: int = -1) -> BeatEstimate:
+    """The ``BeatEstimate`` of frame ``frame`` read from a MAP state; ``beat_frame`` >= 0 reports a beat there."""
+    st = hmm.st
+    interval = int(st.state_intervals[state])
+    first_next = frame + interval - (state - int(st.first_states[st.state_chains[state]]))
+    return BeatEstimate(
+        time=frame / fps,
+        is_beat=beat_frame >= 0,
+        phase=float(st.state_positions[state]),
+        tempo_bpm=60.0 * fps / interval,
+        next_beats=(first_next + interval * np.arange(NUM_PREDICTED_BEATS)) / fps,
+        beat_time=beat_frame / fps if beat_frame >= 0 else float("nan"),
+    )
+
+
 class OnlineBeatTracker:
     """Causal beat tracker (forward filtering) with the streaming contract of the design notes.
 
@@ -472,11 +500,8 @@ class OnlineBeatTracker:
         self.config = config
         self.peak_correction = peak_correction
         self.hmm = build_beat_hmm(config)
-        st = self.hmm.st
         self._fps = float(config.fps)
         self._min_gap = 60.0 * self._fps / config.max_bpm - 1e-9  # frames between reported beats
-        self._phase_frames = np.arange(st.num_states) - st.first_states[st.state_chains]  # (S,)
-        self._bar = np.arange(NUM_PREDICTED_BEATS)
         self._state = self.init_state()
 
     def init_state(self) -> BeatTrackerState:
@@ -505,8 +530,6 @@ class OnlineBeatTracker:
             fwd = state.forward
         frame = state.frame
         s = int(np.argmax(fwd))
-        st = self.hmm.st
-        interval = int(st.state_intervals[s])
         in_range = bool(started and self.hmm.om.beat_range[s])
         enters = in_range and frame - state.last_beat_frame >= self._min_gap
         pending, pending_value = state.pending_frame, state.pending_value
@@ -520,15 +543,7 @@ class OnlineBeatTracker:
             beat_frame, pending, pending_value = -1, frame, a
         else:  # the peak is behind: report it
             beat_frame, pending, pending_value = pending, -1, 0.0
-        first_next = frame + interval - int(self._phase_frames[s])
-        estimate = BeatEstimate(
-            time=frame / self._fps,
-            is_beat=beat_frame >= 0,
-            phase=float(st.state_positions[s]),
-            tempo_bpm=60.0 * self._fps / interval,
-            next_beats=(first_next + interval * self._bar) / self._fps,
-            beat_time=beat_frame / self._fps if beat_frame >= 0 else float("nan"),
-        )
+        estimate = map_estimate(self.hmm, s, frame, self._fps, beat_frame)
         new_state = BeatTrackerState(
             forward=fwd,
             frame=frame + 1,

@@ -109,6 +109,27 @@ class Rhythm2Drum:
 
     # --- bar after bar ---------------------------------------------------------------------------
 
+    def plan_bars(self, rhythm_bars: np.ndarray, prev_rhythm: np.ndarray | None = None,
+                  prev_hits: np.ndarray | None = None, *, sampling: SamplingConfig = SamplingConfig(),
+                  generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next bar of B drum streams (see DrumPerformer for the 2-bar window).
+
+        Shapes: rhythm_bars (B, 16) bool; prev_rhythm (B, 16) and prev_hits (B, 9, 16) of the bar
+        already played, both None for first bars -> hits, velocities, offsets, each (B, 9, 16).
+        """
+        r = np.asarray(rhythm_bars, dtype=bool)
+        if r.ndim != 2 or r.shape[1] != STEPS_PER_BAR:
+            raise ValueError(f"a bar of rhythm has {STEPS_PER_BAR} steps, got shape {r.shape}")
+        if prev_hits is None or prev_rhythm is None:
+            window = self.generate_windows(np.concatenate([r, r], axis=1), sampling=sampling, generator=generator)
+            sl = slice(0, STEPS_PER_BAR)
+        else:
+            window = self.generate_windows(np.concatenate([prev_rhythm, r], axis=1), prefix_hits=prev_hits,
+                                           sampling=sampling, generator=generator)
+            sl = slice(STEPS_PER_BAR, WINDOW_STEPS)
+        v, o = self.velocities_offsets(window)
+        return window[:, :, sl], v[:, :, sl], o[:, :, sl]
+
     def performer(self, sampling: SamplingConfig = SamplingConfig()) -> DrumPerformer:
         """A stateful bar-after-bar generator (the one ``render`` and ``live`` both use)."""
         return DrumPerformer(self, sampling)
@@ -123,6 +144,28 @@ class Rhythm2Drum:
         perf = self.performer(sampling)
         bars = [perf.next_bar(padded[i * STEPS_PER_BAR : (i + 1) * STEPS_PER_BAR]) for i in range(n_bars)]
         return DrumGrid.concat(bars).with_bpm(bpm)
+
+    def generate_batch(self, rhythms: np.ndarray, *, sampling: SamplingConfig = SamplingConfig()
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Drums for B rhythms at once, bar after bar as ``generate`` (one generator for the batch, so
+        B = 1 gives ``generate``'s drums). rhythms (B, n_bars * 16) -> hits, velocities, offsets (B, 9, n_bars * 16)."""
+        r = np.asarray(rhythms, dtype=bool)
+        if r.ndim != 2 or r.shape[1] % STEPS_PER_BAR:
+            raise ValueError(f"rhythms must have shape (B, bars * {STEPS_PER_BAR}), got {r.shape}")
+        generator = torch.Generator(device=self.device)
+        if sampling.seed is not None:
+            generator.manual_seed(int(sampling.seed))
+        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        prev_r: np.ndarray | None = None
+        for i in range(r.shape[1] // STEPS_PER_BAR):
+            bar = r[:, i * STEPS_PER_BAR : (i + 1) * STEPS_PER_BAR]
+            out.append(self.plan_bars(bar, prev_r, out[-1][0] if out else None, sampling=sampling,
+                                      generator=generator))
+            prev_r = bar
+        if not out:
+            empty = np.zeros((len(r), 9, 0), np.float32)
+            return empty.astype(bool), empty, empty
+        return tuple(np.concatenate([o[k] for o in out], axis=2) for k in range(3))  # type: ignore[return-value]
 
     def describe(self) -> str:
         return json.dumps({k: self.manifest.get(k) for k in ("version", "trained", "data")})
@@ -156,19 +199,10 @@ class DrumPerformer:
         r = np.asarray(rhythm_bar, dtype=bool)
         if r.shape != (STEPS_PER_BAR,):
             raise ValueError(f"a bar of rhythm has {STEPS_PER_BAR} steps, got shape {r.shape}")
-        m = self.model
-        if self._prev_hits is None or self._prev_rhythm is None:
-            window = m.generate_windows(np.concatenate([r, r])[None], sampling=self.sampling,
-                                        generator=self._generator)[0]
-            v, o = m.velocities_offsets(window[None])
-            sl = slice(0, STEPS_PER_BAR)
-        else:
-            window = m.generate_windows(np.concatenate([self._prev_rhythm, r])[None],
-                                        prefix_hits=self._prev_hits[None], sampling=self.sampling,
-                                        generator=self._generator)[0]
-            v, o = m.velocities_offsets(window[None])
-            sl = slice(STEPS_PER_BAR, WINDOW_STEPS)
-        hits = window[:, sl]
+        prev_r = None if self._prev_rhythm is None else self._prev_rhythm[None]
+        prev_h = None if self._prev_hits is None else self._prev_hits[None]
+        h, v, o = self.model.plan_bars(r[None], prev_r, prev_h, sampling=self.sampling, generator=self._generator)
+        hits = h[0]
         self._prev_hits, self._prev_rhythm = hits, r
         self.bars_played += 1
-        return DrumGrid.from_arrays(hits, v[0][:, sl], o[0][:, sl])
+        return DrumGrid.from_arrays(hits, v[0], o[0])

@@ -1,9 +1,11 @@
 """Evaluate beat models like the paper's Table 1: ``rhythmicnet eval beat``.
 
 Rows: the motion-onset baseline, the TCN baseline, the ablation rows (TF, ST-GCN, ST-GCN+TF, +SSM,
-+RelAttn), the full offline model, and the full causal model decoded two ways — Viterbi over the
-whole clip, and streaming (the HMM's forward filter, what ``live`` does). Beats come from the DBN of
-``models/beat_hmm.py`` on each model's activation.
++RelAttn), the full offline model, and the full causal model decoded three ways — Viterbi over the
+whole clip; streaming with the fixed-lag Viterbi tracker (``models/fixed_lag_beats.py``: each frame
+decided 1 s later, what ``live`` reports); and streaming with the forward filter (decided at once,
+one frame after the activation peak). Beats come from the DBN of ``models/beat_hmm.py`` on each
+model's activation.
 
 Data: the frozen held-out synthetic set (``offline/beat_eval_set.py``: 200 clips of 30 s, 30 ms
 jitter, >= 30 % distractor motion, camera yaws outside the training range) — synthetic held-out,
@@ -30,6 +32,7 @@ from tqdm import tqdm
 from rhythmicnet.fileio import write_text_atomic
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, OnlineBeatTracker, decode_beats
 from rhythmicnet.models.beat_model import downbeats_from, is_causal, load_beat_model
+from rhythmicnet.models.fixed_lag_beats import DEFAULT_LAG, FixedLagBeatTracker
 from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
 from rhythmicnet.models.onset_activation import onset_activation
 from rhythmicnet.models.skeleton import normalize_clip
@@ -47,8 +50,12 @@ LEARNED_ROWS = ("tcn", "tf", "stgcn", "stgcn_tf", "stgcn_tf_ssm", "stgcn_tf_rela
 ROW_LABELS = {
     "onset": "onset baseline", "tcn": "TCN baseline", "tf": "TF", "stgcn": "ST-GCN", "stgcn_tf": "ST-GCN+TF",
     "stgcn_tf_ssm": "ST-GCN+TF+SSM", "stgcn_tf_relattn": "ST-GCN+TF+RelAttn", "full": "full (offline)",
-    "full_causal": "full causal (Viterbi)", "full_causal_streaming": "full causal (streaming)",
+    "full_causal": "full causal (Viterbi)",
+    "full_causal_streaming": f"full causal (streaming, {DEFAULT_LAG / MODEL_FPS:g} s lag)",
+    "full_causal_filter": "full causal (streaming, filter)",
 }
+#: rows that decode the full causal model's activation with a streaming tracker instead of Viterbi
+STREAMING_ROWS = ("full_causal_streaming", "full_causal_filter")
 
 
 @dataclass(frozen=True)
@@ -85,9 +92,19 @@ def score_clip(ref: np.ndarray, est: np.ndarray, ref_down: np.ndarray | None = N
     return ClipScore(f, cem, cmlc, cmlt, amlc, amlt, acc1, acc2, down)
 
 
-def _decode(act: np.ndarray, streaming: bool) -> np.ndarray:
+def base_model(row: str) -> str:
+    """The weights a row's activation comes from (``beat_<base>.pt``; ``onset`` has none)."""
+    return "full_causal" if row in STREAMING_ROWS else row
+
+
+def decode_row(act: np.ndarray, row: str) -> np.ndarray:
+    """Beat times (s) of a row from its activation (T,): Viterbi, or the row's streaming tracker."""
     cfg = BeatTrackerConfig(fps=MODEL_FPS)
-    return OnlineBeatTracker(cfg).process_offline(act) if streaming else decode_beats(act, cfg)
+    if row == "full_causal_streaming":
+        return FixedLagBeatTracker(cfg).process_offline(act)
+    if row == "full_causal_filter":
+        return OnlineBeatTracker(cfg).process_offline(act)
+    return decode_beats(act, cfg)
 
 
 Activation = Callable[[PreparedClip, Any], tuple[np.ndarray, np.ndarray | None]]
@@ -100,7 +117,7 @@ def evaluate_rows(rows: Iterable[str], weights_dir: str | os.PathLike[str] = WEI
     rows = list(rows)
     models: dict[str, torch.nn.Module] = {}
     for row in rows:
-        base = "full_causal" if row == "full_causal_streaming" else row
+        base = base_model(row)
         if base != "onset" and base not in models and (Path(weights_dir) / f"beat_{base}.json").exists():
             models[base] = load_beat_model(base, weights_dir)
     scores: dict[str, list[ClipScore]] = {r: [] for r in rows}
@@ -112,7 +129,7 @@ def evaluate_rows(rows: Iterable[str], weights_dir: str | os.PathLike[str] = WEI
         live_clip: PreparedClip | None = None  # running normalisation, for causal models
         cache: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         for row in rows:
-            base = "full_causal" if row == "full_causal_streaming" else row
+            base = base_model(row)
             if base == "onset":
                 seq = prepare_for_model(dance.sequence)
                 act, down = onset_activation(normalize_clip(seq.keypoints, seq.confidence), seq.confidence), None
@@ -126,7 +143,7 @@ def evaluate_rows(rows: Iterable[str], weights_dir: str | os.PathLike[str] = WEI
                 act, down = cache[base]
             else:
                 continue
-            est = _decode(act, streaming=row == "full_causal_streaming")
+            est = decode_row(act, row)
             est_down = downbeats_from(est, down) if down is not None else None
             scores[row].append(score_clip(clip.beats, est, clip.downbeats, est_down))
     out = []

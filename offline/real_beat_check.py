@@ -16,7 +16,8 @@ is standing, walking, a backflip and a cut, where no movement beat is annotated)
 :func:`evaluate_real_clips` extracts the keypoints of each clip (mediapipe, cached), computes each
 row's activation exactly as ``rhythmicnet eval beat`` does (onset baseline, or a trained network from
 ``beat_<row>.pt/.json``; rows without weights are skipped with a note), decodes beats with the DBN
-(Viterbi; forward filtering for ``full_causal_streaming``) and scores them with mir_eval.
+(Viterbi; the streaming trackers for ``full_causal_streaming`` and ``full_causal_filter``) and
+scores them with mir_eval.
 
 Scoring differs from the synthetic table in one way: the clips are short (7.7 s and 13 s) and all the
 jumping-jack landings fall before 2.5 s, so mir_eval's default trimming of the first 5 s would leave
@@ -51,14 +52,21 @@ from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
 from rhythmicnet.models.onset_activation import onset_activation
 from rhythmicnet.models.skeleton import normalize_clip, normalize_running
 from rhythmicnet.models.weights import WEIGHTS_DIR
-from rhythmicnet.offline.eval_beat import LEARNED_ROWS, ROW_LABELS, _decode, load_beat_model
+from rhythmicnet.offline.eval_beat import (
+    LEARNED_ROWS,
+    ROW_LABELS,
+    STREAMING_ROWS,
+    base_model,
+    decode_row,
+    load_beat_model,
+)
 from rhythmicnet.offline.pose_estimation import load_or_extract
 from rhythmicnet.offline.train_beat import clip_activations
 
 #: The annotation files (in the source tree, beside the tests that check them).
 ANNOTATIONS_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "real_beats"
 CLIPS = ("jumping_jacks", "squats")
-ROWS = ("onset", *LEARNED_ROWS, "full_causal_streaming")
+ROWS = ("onset", *LEARNED_ROWS, *STREAMING_ROWS)
 #: No trimming: the clips are too short for mir_eval's default of 5 s.
 MIN_BEAT_TIME = 0.0
 
@@ -180,8 +188,8 @@ def evaluate_real_clips(
         shared_dir: the shared data folder (holding ``data/example_video/``), or the example_video
             folder itself.
         rows: ``onset`` and/or learned rows of ``rhythmicnet eval beat`` (``tcn``, ..., ``full``,
-            ``full_causal``, ``full_causal_streaming``); a learned row is scored only when
-            ``beat_<row>.pt/.json`` is in ``weights_dir`` (``full_causal_streaming`` uses
+            ``full_causal``, ``full_causal_streaming``, ``full_causal_filter``); a learned row is
+            scored only when ``beat_<row>.pt/.json`` is in ``weights_dir`` (the streaming rows use
             ``full_causal``).
         weights_dir: folder with the trained weights.
         annotations_dir: folder with ``jumping_jacks.json`` and ``squats.json``.
@@ -208,7 +216,7 @@ def evaluate_real_clips(
     models: dict[str, torch.nn.Module] = {}
     missing: dict[str, str] = {}
     for row in rows:
-        base = "full_causal" if row == "full_causal_streaming" else row
+        base = base_model(row)
         if base == "onset" or base in models:
             continue
         if (wdir / f"beat_{base}.json").is_file() and (wdir / f"beat_{base}.pt").is_file():
@@ -228,7 +236,7 @@ def evaluate_real_clips(
                 out.append({"clip": ann.name, "model": row, "label": ROW_LABELS.get(row, row), "missing": True,
                             "note": missing[row]})
                 continue
-            base = "full_causal" if row == "full_causal_streaming" else row
+            base = base_model(row)
             if base not in acts:
                 if base == "onset":
                     acts[base] = onset_activation(kp, seq.confidence)
@@ -241,7 +249,7 @@ def evaluate_real_clips(
                         if feats is None:
                             feats = beat_input_features(kp, seq.confidence).astype(np.float32)
                         acts[base], _ = clip_activations(models[base], feats)
-            est = _decode(acts[base], streaming=row == "full_causal_streaming")
+            est = decode_row(acts[base], row)
             lo, hi = ann.span
             est_span = est[(est >= lo) & (est <= hi)]
             for ref_name, ref in ann.reference_sets().items():
@@ -260,16 +268,16 @@ def evaluate_real_clips(
 
 def format_real_table(records: list[dict[str, Any]]) -> str:
     """A plain-text table of :func:`evaluate_real_clips` records."""
-    head = (f"{'clip':<14}{'ref':<9}{'model':<26}" + "".join(f"{c:>7}" for c in ("F", "Cem", "CMLc", "CMLt", "AMLc",
+    head = (f"{'clip':<14}{'ref':<9}{'model':<34}" + "".join(f"{c:>7}" for c in ("F", "Cem", "CMLc", "CMLt", "AMLc",
                                                                                     "AMLt", "Fclip"))
             + f"{'BPMref':>8}{'BPMest':>8}{'nref':>5}{'nest':>5}")
     lines = ["Real clips, hand-annotated movement beats — untrimmed mir_eval (min_beat_time=0), estimates scored "
              "inside the annotated span (Fclip: all estimates of the clip)", head]
     for r in records:
         if r.get("missing"):
-            lines.append(f"{r['clip']:<14}{'':<9}{r['label']:<26}  ({r['note']})")
+            lines.append(f"{r['clip']:<14}{'':<9}{r['label']:<34}  ({r['note']})")
             continue
-        lines.append(f"{r['clip']:<14}{r['reference']:<9}{r['label']:<26}"
+        lines.append(f"{r['clip']:<14}{r['reference']:<9}{r['label']:<34}"
                      + "".join(f"{r[k]:>7.1f}" for k in ("f_measure", "cemgil", "cmlc", "cmlt", "amlc", "amlt",
                                                          "f_measure_clip"))
                      + f"{r['tempo_ref_bpm']:>8.1f}{r['tempo_est_bpm']:>8.1f}{r['n_ref']:>5}{r['n_est']:>5}")

@@ -15,6 +15,10 @@ both instruments (an instrument embedding on the decoder input; see ``models/mus
   ``pretrain_fraction`` of the time budget batches are drawn from POP909 and the multitrack set
   alike (weight ``pop909_weight`` for a POP909 segment); after that from the multitrack set only.
   ``use_pop909=False`` gives the "without POP909" run; ``mem_len=0`` the no-memory run.
+* With ``pop909_drums`` POP909's songs get drums written by Rhythm2Drum from their beats and piano
+  stresses (``offline/pop909_drums.py``), and after pretraining a ``pop909_fine_share`` of the
+  segments still comes from them: the freedoom piano alone is sparse (3.5 pitches a bar, 1 s between
+  onsets), and a model fine-tuned on it alone wrote sparse piano for dense songs.
 * Bars are padded per batch to the longest bar in it (at most ``max_bar_len`` tokens).
 * Validation: NLL (nats per decoder token) on the permissive validation split, every
   ``val_every`` steps; the best weights are kept. Checkpoints are atomic and ``--resume`` continues
@@ -50,6 +54,7 @@ from rhythmicnet.models.music_transformer import (
 from rhythmicnet.models.remi import VOCAB, DrumBar
 from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline import music_dataset as md
+from rhythmicnet.offline.pop909_drums import write_drums
 from rhythmicnet.offline.training import (
     hardware_record,
     load_checkpoint,
@@ -83,6 +88,10 @@ class MusicTrainConfig:
     use_pop909: bool = True
     pretrain_fraction: float = 0.5
     pop909_weight: float = 1.0
+    # POP909 with drums written by Rhythm2Drum (offline/pop909_drums.py) instead of an empty drum bar,
+    # and the share of fine-tuning segments drawn from it (0: the multitrack set only).
+    pop909_drums: bool = False
+    pop909_fine_share: float = 0.0
     transpose: int = 5
     tempo_scale: tuple[float, float] = (0.85, 1.15)
     # Which 16-bar segments teach: the instrument plays in at least this share of the bars, and in the
@@ -117,6 +126,8 @@ def load_data(config: MusicTrainConfig) -> MusicData:
         train += md.read_multitrack("train", inst)[:lim]
         val += md.read_multitrack("validation", inst)[:lim]
     pop = md.read_pop909("train", limit=lim) if config.use_pop909 else []
+    if pop and config.pop909_drums:
+        pop = write_drums(pop, seed=config.seed)
     return MusicData(train, pop, val)
 
 
@@ -144,6 +155,16 @@ def segment_rule(config: MusicTrainConfig) -> dict[str, Any]:
 
 #: the rule of a run from before the rule existed: every segment counts
 NO_SEGMENT_RULE = {"min_playing_fraction": 0.0, "first_bar_plays": False}
+
+
+def pop909_mix(config: MusicTrainConfig) -> dict[str, Any]:
+    """How POP909 enters the fine-tuning of ``config``."""
+    return {"pop909_drums": config.use_pop909 and config.pop909_drums,
+            "pop909_fine_share": config.pop909_fine_share if config.use_pop909 else 0.0}
+
+
+#: the mix of a run from before POP909 had drums
+NO_POP909_PAIRS = {"pop909_drums": False, "pop909_fine_share": 0.0}
 
 
 def _segment(song: md.SongBars, start: int, n: int) -> md.SongBars:
@@ -234,9 +255,12 @@ class SegmentSampler:
         self.train_w = np.array([max(1, len(s.notes)) for s in data.train], float)
         self.pop_w = np.array([max(1, len(s.notes)) for s in data.pop909], float)
 
-    def sample(self, rng: np.random.Generator, with_pop909: bool) -> md.SongBars:
+    def sample(self, rng: np.random.Generator, pretraining: bool) -> md.SongBars:
+        """A segment; while ``pretraining`` POP909 and the multitrack set by their sizes (POP909 weighted
+        by ``pop909_weight``), after it POP909 for a ``pop909_fine_share`` of the segments."""
         n_train, n_pop = self.train_w.sum(), self.pop_w.sum() * self.cfg.pop909_weight
-        use_pop = with_pop909 and len(self.data.pop909) > 0 and rng.random() < n_pop / (n_pop + n_train)
+        share = n_pop / (n_pop + n_train) if pretraining else self.cfg.pop909_fine_share
+        use_pop = len(self.data.pop909) > 0 and rng.random() < share
         pool, w = (self.data.pop909, self.pop_w) if use_pop else (self.data.train, self.train_w)
         song = pool[int(rng.choice(len(pool), p=w / w.sum()))]
         n = self.cfg.segment_bars
@@ -280,6 +304,7 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
 
     step, history, best_nll, best_state, elapsed_before, tokens_seen = 0, [], float("inf"), None, 0.0, 0
     rule_since = 0  # the step from which the segment rule (and so the validation set) holds
+    mix_since = 0  # the step from which the POP909 mix holds (best weights are chosen from there)
     if resume and ckpt_path.exists():
         step, _ = resume_checkpoint(ckpt_path, model, opt)
         extra = load_checkpoint(ckpt_path)["extra"]
@@ -292,6 +317,13 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
             log.info("segment rule changed at step %d: best weights start anew", step)
             best_nll, best_state = float("inf"), None
             rule_since = step
+        mix_since = int(extra.get("pop909_mix_since", 0))
+        if extra.get("pop909_mix", NO_POP909_PAIRS) != pop909_mix(config):
+            # another recipe: the best so far belongs to the old one, and the validation NLL (freedoom
+            # only) is not what the new mix aims at, so selection restarts with it
+            log.info("POP909 mix changed at step %d: best weights start anew", step)
+            best_nll, best_state = float("inf"), None
+            mix_since = step
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - t_start
@@ -334,6 +366,7 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
                             config={"train": asdict(config), "model": model.config.to_dict()},
                             extra={"history": history, "best_nll": best_nll, "best_state": best_state,
                                    "segment_rule": segment_rule(config), "segment_rule_since": rule_since,
+                                   "pop909_mix": pop909_mix(config), "pop909_mix_since": mix_since,
                                    "elapsed_s": elapsed(), "tokens_seen": tokens_seen,
                                    "hardware": hardware_record(device)})
     bar.close()
@@ -341,7 +374,8 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
         best_state = model.state_dict()
     return write_weights(out, config, model.config, best_state, data,
                          {"steps_run": step, "tokens_seen": tokens_seen, "seconds": round(elapsed(), 1),
-                          "segment_rule_since": rule_since, **hardware_record(device)}, best_nll, history)
+                          "segment_rule_since": rule_since, "pop909_mix_since": mix_since,
+                          **hardware_record(device)}, best_nll, history)
 
 
 def write_weights(out: Path, config: MusicTrainConfig, model_config: Drum2MusicConfig, state: dict[str, Any],
@@ -362,7 +396,9 @@ def write_weights(out: Path, config: MusicTrainConfig, model_config: Drum2MusicC
         "programs": _programs(data),
         "data": {
             "multitrack": "../shared/data/multitrack_midi, permissive files only (freedoom, BSD-3-Clause)",
-            "pop909": "../shared/data/pop909 train split (MIT)" if config.use_pop909 else None,
+            "pop909": ("../shared/data/pop909 train split (MIT)"
+                       + (", drums written by Rhythm2Drum (offline/pop909_drums.py)" if config.pop909_drums else "")
+                       if config.use_pop909 else None),
             "train_songs": len(data.train), "pop909_songs": len(data.pop909),
             "validation_songs": len(data.validation),
             "train_bars": {inst: sum(len(s.notes) for s in data.train if s.instrument == inst) for inst in INSTRUMENTS},
@@ -390,6 +426,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Path
     best = extra["best_state"] if extra["best_state"] is not None else state["model"]
     run = {"steps_run": int(state["step"]), "tokens_seen": int(extra["tokens_seen"]),
            "segment_rule_since": int(extra.get("segment_rule_since", 0)),
+           "pop909_mix_since": int(extra.get("pop909_mix_since", 0)),
            "seconds": round(float(extra["elapsed_s"]), 1), "checkpoint": str(checkpoint),
            **extra.get("hardware", hardware_record(torch.device("cpu")))}
     return write_weights(ensure_output_dir(out_dir), config, model_config, best, load_data(config), run,

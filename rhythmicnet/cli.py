@@ -241,7 +241,8 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder with the beat_<row>.pt/.json files (default: the shipped models/weights)")
     b.add_argument("--rows", nargs="+", default=None, metavar="ROW",
                    help="rows to score (default: all): onset tcn tf stgcn stgcn_tf stgcn_tf_ssm stgcn_tf_relattn "
-                        "full full_causal full_causal_streaming")
+                        "full full_causal full_causal_streaming (fixed-lag tracker) full_causal_filter (forward "
+                        "filter)")
     b.add_argument("--clips", type=int, default=None, help="score only the first N held-out clips (default: all 200)")
     b.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows to this JSON file")
     b.add_argument("--data", default="synth", metavar="synth|aist|DIR",
@@ -256,9 +257,9 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
 def _run_eval_beat(args: argparse.Namespace) -> int:
     from rhythmicnet.models.weights import WEIGHTS_DIR
     from rhythmicnet.offline.beat_datasets import read_labelled
-    from rhythmicnet.offline.eval_beat import LEARNED_ROWS, evaluate_rows, format_table, write_json
+    from rhythmicnet.offline.eval_beat import LEARNED_ROWS, STREAMING_ROWS, evaluate_rows, format_table, write_json
 
-    rows = args.rows or ["onset", *LEARNED_ROWS, "full_causal_streaming"]
+    rows = args.rows or ["onset", *LEARNED_ROWS, *STREAMING_ROWS]
     clips, data = None, None
     if args.data == "aist":
         if args.aist_dir is None:

@@ -123,6 +123,13 @@ def test_bars_never_depend_on_future_rhythm_and_live_equals_render(tiny_run):
     assert np.array_equal(np.concatenate([g.hits for g in bars], axis=1), a.hits)
     perf.reset()
     assert np.array_equal(perf.next_bar(rhythm[:16]).hits, a.hits[:, :16])
+    # Many streams at once (POP909's drums): one stream gives generate's drums, several keep the shapes.
+    h, v, o = model.generate_batch(rhythm[None], sampling=SamplingConfig(seed=9))
+    assert np.array_equal(h[0], a.hits) and np.allclose(v[0], a.velocities) and np.allclose(o[0], a.offsets)
+    h, v, o = model.generate_batch(np.stack([rhythm, other, rhythm]), sampling=SamplingConfig(seed=9))
+    assert h.shape == v.shape == o.shape == (3, 9, 64) and not v[~h.astype(bool)].any()
+    with pytest.raises(ValueError, match="bars"):
+        model.generate_batch(rhythm[None, :20])
 
 
 def test_chance_corrected_agreement():

@@ -1,5 +1,6 @@
 """A tiny real Drum2Music training run (a few steps on two real files) and the music command on it."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -122,8 +123,6 @@ def test_plays_enough_keeps_rests_inside_a_part_and_drops_tacets():
 
 
 def test_resuming_under_another_segment_rule_starts_the_best_weights_anew(tiny_run, tmp_path):
-    import dataclasses
-
     import torch
 
     from rhythmicnet.offline.training import load_checkpoint
@@ -161,3 +160,60 @@ def test_eval_music_with_an_empty_ablation_folder_is_a_one_line_error(tmp_path, 
     assert main(["eval", "music", "--ablation", str(tmp_path), "--instrument", "piano", "-q"]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "no drum2music" in err and "Traceback" not in err
+
+
+def test_fine_tuning_draws_the_pop909_share_of_segments():
+    import numpy as np
+
+    from rhythmicnet.offline.train_music import SegmentSampler
+    multitrack = md.SongBars("m", "freedoom", "BSD-3-Clause", "train", "piano", 0, np.full(20, 120.0),
+                             np.zeros((20, 9, 16), bool), np.zeros((20, 9, 16), np.float32),
+                             [[_note()] for _ in range(20)])
+    pop = dataclasses.replace(_song([1] * 20), name="pop")
+    data = MusicData(train=[multitrack], pop909=[pop], validation=[])
+    rng = np.random.default_rng(0)
+    for share, lo, hi in ((0.0, 0.0, 0.0), (0.4, 0.3, 0.5), (1.0, 1.0, 1.0)):
+        sampler = SegmentSampler(data, MusicTrainConfig(pop909_fine_share=share, segment_bars=4, transpose=0))
+        drawn = np.mean([sampler.sample(rng, pretraining=False).name == "pop" for _ in range(300)])
+        assert lo <= drawn <= hi, (share, drawn)
+
+
+def _note():
+    from rhythmicnet.models.remi import BarNote
+    return BarNote(0, 60, 80, 4)
+
+
+def test_resuming_under_another_pop909_mix_starts_the_best_weights_anew(tiny_run, tmp_path):
+    import torch
+
+    from rhythmicnet.offline.training import load_checkpoint
+    out, _, data = tiny_run
+    cfg = MusicTrainConfig(d_model=32, d_ff=64, batch_size=2, segment_bars=4, steps=4, val_every=2,
+                           max_bar_len=48, max_drum_len=48, threads=1, warmup_steps=1, pretrain_fraction=0.0)
+    ckpt = tmp_path / "copy.ckpt"
+    state = load_checkpoint(out / "drum2music.ckpt")
+    state["extra"]["best_nll"] = 0.001  # unbeatable: kept, unless the new mix restarts the selection
+    torch.save(state, ckpt)
+    pop_data = MusicData(train=data.train, pop909=[dataclasses.replace(s, source="pop909") for s in data.train],
+                         validation=data.validation)
+    m = train_music(tmp_path, config=dataclasses.replace(cfg, pop909_drums=True, pop909_fine_share=0.5),
+                    checkpoint=ckpt, resume=True, progress=False, data=pop_data)
+    assert m["validation_nll"] > 0.001 and m["training"]["pop909_mix_since"] == 3
+    assert load_checkpoint(ckpt)["extra"]["pop909_mix"] == {"pop909_drums": True, "pop909_fine_share": 0.5}
+    assert "Rhythm2Drum" in m["data"]["pop909"]
+
+
+def test_train_music_flags_set_the_pop909_mix(monkeypatch, tmp_path):
+    import rhythmicnet.offline.train_music as tm
+    seen = {}
+
+    def fake_train(out, *, config, **kwargs):
+        seen["config"] = config
+        return {"training": {"steps_run": 0, "tokens_seen": 0, "seconds": 0.0, "device": "cpu"}, "parameters": 1,
+                "validation_nll": 0.0}
+
+    monkeypatch.setattr(tm, "train_music", fake_train)
+    assert main(["train", "music", "-o", str(tmp_path), "--pop909-drums", "--pop909-share", "0.4", "-q"]) == 0
+    assert tm.pop909_mix(seen["config"]) == {"pop909_drums": True, "pop909_fine_share": 0.4}
+    assert main(["train", "music", "-o", str(tmp_path), "--no-pop909", "--pop909-drums", "-q"]) == 0
+    assert tm.pop909_mix(seen["config"]) == {"pop909_drums": False, "pop909_fine_share": 0.0}

@@ -1,0 +1,85 @@
+"""The fixed-lag Viterbi beat tracker: Viterbi's beats at a long lag, causal decisions, streaming API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rhythmicnet.models.beat_hmm import BeatTrackerConfig, OnlineBeatTracker, beat_times, decode_beats
+from rhythmicnet.models.fixed_lag_beats import DEFAULT_LAG, FixedLagBeatTracker
+from tests.models.test_beat_hmm import FPS, SEEDS, TEMPI, f_measure, synthetic_activation
+
+
+@pytest.fixture(scope="module")
+def hard_set() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Noisier clips than test_beat_hmm's set, where the causal decoders and Viterbi part ways."""
+    return [synthetic_activation(bpm, 7000 + seed * 100 + int(bpm), jitter=0.03, dropout=0.3, spurious_rate=0.8)
+            for bpm in TEMPI for seed in SEEDS]
+
+
+def test_a_lag_longer_than_the_clip_gives_viterbis_beats(hard_set):
+    for act, _ in hard_set:
+        np.testing.assert_allclose(FixedLagBeatTracker(lag=len(act)).process_offline(act), decode_beats(act))
+
+
+def test_lagged_decisions_sit_between_the_filter_and_viterbi(hard_set):
+    f = {name: np.mean([f_measure(ref, decode(act)) for act, ref in hard_set]) for name, decode in (
+        ("filter", OnlineBeatTracker().process_offline),
+        ("lag", FixedLagBeatTracker().process_offline),
+        ("viterbi", decode_beats))}
+    print(f"\n[fixed lag] mean F: forward filter {f['filter']:.3f}, lag {DEFAULT_LAG} {f['lag']:.3f}, "
+          f"Viterbi {f['viterbi']:.3f}")
+    assert f["lag"] >= f["filter"] - 0.005
+    assert f["lag"] <= f["viterbi"] + 0.005
+    assert f["viterbi"] - f["lag"] < 0.05
+
+
+def test_beats_are_reported_at_least_lag_frames_after_they_happen():
+    act, ref = synthetic_activation(110.0, seed=5)
+    lag = 20
+    estimates = FixedLagBeatTracker(lag=lag).process_online(act)
+    reported = [e for e in estimates if e.is_beat]
+    assert len(reported) >= 0.8 * len(ref)
+    for e in reported:
+        assert e.time - e.beat_time >= lag / FPS - 1e-9
+    assert all(np.isnan(e.beat_time) for e in estimates if not e.is_beat)
+
+
+def test_streaming_in_chunks_and_flush_equal_process_offline():
+    act, _ = synthetic_activation(137.0, seed=11, spurious_rate=0.6)
+    tracker = FixedLagBeatTracker(lag=12)
+    whole = tracker.process_offline(act)
+    tracker.reset()
+    got: list[float] = []
+    for chunk in np.array_split(act, 7):
+        got.extend(beat_times(tracker.process_online(chunk)))
+    got.extend(tracker.flush())
+    np.testing.assert_allclose(got, whole)
+    assert tracker.frames_decided == len(act)
+    # a fresh stream after reset starts over
+    tracker.reset()
+    np.testing.assert_allclose(tracker.process_offline(act), whole)
+
+
+def test_tempo_and_next_beats_follow_a_steady_input():
+    act, _ = synthetic_activation(120.0, seed=3, dropout=0.0, jitter=0.0, spurious_rate=0.0)
+    estimates = FixedLagBeatTracker().process_online(act)
+    steady = estimates[int(10 * FPS):]
+    assert all(e.tempo_bpm == pytest.approx(120.0) for e in steady)
+    for e in steady:
+        assert e.next_beats.shape == (4,) and e.next_beats[0] > e.time
+        np.testing.assert_allclose(np.diff(e.next_beats), 0.5)
+
+
+def test_missing_frames_coast_and_bad_arguments_raise():
+    act, ref = synthetic_activation(100.0, seed=2, dropout=0.0)
+    gappy = act.copy()
+    gappy[300:330] = np.nan  # one second without a pose
+    assert f_measure(ref, FixedLagBeatTracker().process_offline(gappy)) > 0.8
+    assert FixedLagBeatTracker().flush().size == 0
+    with pytest.raises(ValueError, match="lag"):
+        FixedLagBeatTracker(lag=-1)
+    with pytest.raises(ValueError, match="threshold"):
+        FixedLagBeatTracker(BeatTrackerConfig(threshold=0.2))
+    with pytest.raises(ValueError, match="1-D"):
+        FixedLagBeatTracker().process_offline(np.zeros((3, 2)))
