@@ -23,6 +23,7 @@ offline decoder would; ``process_offline`` runs the tracker over a whole sequenc
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,8 +40,34 @@ from rhythmicnet.models.beat_hmm import (
 DEFAULT_LAG = 30
 
 
+@dataclass(frozen=True, eq=False)
+class FixedLagState:
+    """Streaming state of ``FixedLagBeatTracker`` (read-only arrays; ``step`` makes new ones).
+
+    ``log_delta``: Viterbi log probabilities of the best path into each state after ``frame`` frames,
+    shifted so that the best is 0. Shape: (S,). ``backpointers`` and ``activations``: ring buffers of
+    the last ``lag + 1`` frames (frame f at row f % (lag + 1)). Shapes: (lag + 1, K), (lag + 1,).
+    ``decided``: frames decided so far. ``run_peak`` / ``run_value``: frame and activation of the peak
+    of the open beat-range run (-1 / -inf without one). ``last_beat``: frame of the last reported beat.
+    """
+
+    log_delta: np.ndarray
+    backpointers: np.ndarray
+    activations: np.ndarray
+    frame: int = 0
+    decided: int = 0
+    run_peak: int = -1
+    run_value: float = -math.inf
+    last_beat: float = -math.inf
+
+
 class FixedLagBeatTracker:
-    """Fixed-lag Viterbi beat tracker (stateful; ``reset`` starts a new stream)."""
+    """Fixed-lag Viterbi beat tracker with the streaming contract of the design notes.
+
+    ``step`` is pure (state in, new state out); ``process_online`` keeps a state between calls;
+    ``flush`` decides a state's remaining frames; ``process_offline`` runs a whole sequence from a fresh
+    state and flushes (it leaves the kept state alone).
+    """
 
     def __init__(self, config: BeatTrackerConfig = BeatTrackerConfig(), lag: int = DEFAULT_LAG) -> None:  # noqa: B008
         if not isinstance(config, BeatTrackerConfig):
@@ -55,24 +82,22 @@ class FixedLagBeatTracker:
         # two reports closer than half the shortest beat are one beat decided twice (the decisions of
         # successive back-tracks need not join up); the offline decoder has no such guard
         self._min_gap = 0.5 * 60.0 * self._fps / config.max_bpm
-        k = self.hmm.st.num_intervals
         self._beat_range = self.hmm.om.beat_range
-        self._bt = np.zeros((lag + 1, k), dtype=np.int64)  # ring buffer of backpointers
-        self._act = np.zeros(lag + 1)  # ring buffer of activations (for the peaks)
-        self.reset()
+        self._state = self.init_state()
+
+    def init_state(self) -> FixedLagState:
+        with np.errstate(divide="ignore"):
+            v = np.log(self.hmm.initial_distribution)
+        n, k = self.lag + 1, self.hmm.st.num_intervals
+        return FixedLagState(_frozen(v), _frozen(np.zeros((n, k), dtype=np.int64)), _frozen(np.zeros(n)))
 
     def reset(self) -> None:
-        with np.errstate(divide="ignore"):
-            self._v = np.log(self.hmm.initial_distribution)
-        self._frame = 0  # frames processed
-        self._decided = 0  # frames decided
-        self._run_peak = -1  # peak frame of the open beat-range run (-1: none)
-        self._run_value = -math.inf
-        self._last_beat = -math.inf
+        self._state = self.init_state()
 
     @property
-    def frames_decided(self) -> int:
-        return self._decided
+    def state(self) -> FixedLagState:
+        """The state that ``process_online`` carries."""
+        return self._state
 
     def _log_obs(self, a: float) -> np.ndarray:
         if math.isnan(a):  # a missing observation: the path coasts
@@ -81,64 +106,84 @@ class FixedLagBeatTracker:
         nb = (1.0 - b) / (self.config.observation_lambda - 1)
         return np.where(self._beat_range, math.log(b), math.log(nb))
 
-    def _decide(self, frame: int, state: int) -> int:
-        """Feed the decided state of ``frame``; returns the frame of a beat that ends here, or -1."""
-        a = self._act[frame % (self.lag + 1)]
+    def _decide(self, st: FixedLagState, frame: int, state: int) -> tuple[FixedLagState, int]:
+        """Feed the decided HMM state of ``frame``; returns the new state and the frame of a beat whose
+        run ends here (-1 for none)."""
+        a = float(st.activations[frame % (self.lag + 1)])
         value = -math.inf if math.isnan(a) else a
         beat = -1
         if self._beat_range[state]:
-            if self._run_peak < 0 or value > self._run_value:
-                self._run_peak, self._run_value = frame, value
-        elif self._run_peak >= 0:
-            beat = self._close_run()
-        self._decided = frame + 1
-        return beat
+            if st.run_peak < 0 or value > st.run_value:
+                st = replace(st, run_peak=frame, run_value=value)
+        elif st.run_peak >= 0:
+            st, beat = self._close_run(st)
+        return replace(st, decided=frame + 1), beat
 
-    def _close_run(self) -> int:
-        peak, self._run_peak, self._run_value = self._run_peak, -1, -math.inf
-        if peak - self._last_beat >= self._min_gap:
-            self._last_beat = peak
-            return peak
-        return -1
+    def _close_run(self, st: FixedLagState) -> tuple[FixedLagState, int]:
+        peak = st.run_peak
+        st = replace(st, run_peak=-1, run_value=-math.inf)
+        if peak - st.last_beat >= self._min_gap:
+            return replace(st, last_beat=peak), peak
+        return st, -1
 
-    def step(self, activation_value: float) -> BeatEstimate:
-        """One new frame; the estimate reports a beat (``beat_time``) decided at this frame, if any."""
-        t, n = self._frame, self.lag + 1
-        self._act[t % n] = float(activation_value)
-        self._v, self._bt[t % n] = self.hmm.viterbi_step(self._v, self._log_obs(float(activation_value)))
-        self._v -= self._v.max()  # keep the log deltas bounded (the argmax is unchanged)
-        best = int(self._v.argmax())
-        self._frame = t + 1
+    def step(self, state: FixedLagState, activation_value: float) -> tuple[FixedLagState, BeatEstimate]:
+        """One new frame. Pure: ``state`` is not changed. The estimate reports a beat (``beat_time``)
+        decided at this frame, if any."""
+        a = float(activation_value)
+        t, n = state.frame, self.lag + 1
+        acts, bts = state.activations.copy(), state.backpointers.copy()
+        acts[t % n] = a
+        v, bts[t % n] = self.hmm.viterbi_step(state.log_delta, self._log_obs(a))
+        v -= v.max()  # keep the log deltas bounded (the argmax is unchanged)
+        best = int(v.argmax())
+        st = replace(state, log_delta=_frozen(v), backpointers=_frozen(bts), activations=_frozen(acts), frame=t + 1)
         beat = -1
         d = t - self.lag
         if d >= 0:
-            state = best if self.lag == 0 else int(self.hmm.backtrack(best, t, d, lambda f: self._bt[f % n])[0])
-            beat = self._decide(d, state)
-        return map_estimate(self.hmm, best, t, self._fps, beat)
+            decided = best if self.lag == 0 else int(self.hmm.backtrack(best, t, d, lambda f: bts[f % n])[0])
+            st, beat = self._decide(st, d, decided)
+        return st, map_estimate(self.hmm, best, t, self._fps, beat)
 
     def process_online(self, chunk: np.ndarray) -> list[BeatEstimate]:
-        """Step through a chunk of frames. Shape: (T,) -> T estimates."""
-        return [self.step(a) for a in np.asarray(chunk, dtype=np.float64).reshape(-1)]
+        """Step through a chunk of frames, carrying the state from the previous call. Shape: (T,) -> T estimates."""
+        state, out = self._state, []
+        for a in np.asarray(chunk, dtype=np.float64).reshape(-1):
+            state, est = self.step(state, a)
+            out.append(est)
+        self._state = state
+        return out
 
-    def flush(self) -> np.ndarray:
-        """Decide the frames still undecided from the final back-track (end of stream); returns the beat
-        times (s) this adds. The tracker then needs ``reset`` before a new stream."""
-        if self._frame == 0:
+    def flush(self, state: FixedLagState | None = None) -> np.ndarray:
+        """The beat times (s) that deciding the still undecided frames of ``state`` (default: the kept
+        state) from its final back-track adds: the end of a stream. The kept state is not changed."""
+        st = self._state if state is None else state
+        if st.frame == 0:
             return np.empty(0)
-        n, end = self.lag + 1, self._frame - 1
-        path = self.hmm.backtrack(int(self._v.argmax()), end, self._decided, lambda f: self._bt[f % n])
-        beats = [self._decide(self._decided, int(s)) for s in path]
-        if self._run_peak >= 0:
-            beats.append(self._close_run())
+        n = self.lag + 1
+        path = self.hmm.backtrack(int(st.log_delta.argmax()), st.frame - 1, st.decided,
+                                  lambda f: st.backpointers[f % n])
+        beats = []
+        for s in path:
+            st, b = self._decide(st, st.decided, int(s))
+            beats.append(b)
+        if st.run_peak >= 0:
+            st, b = self._close_run(st)
+            beats.append(b)
         return np.asarray([b for b in beats if b >= 0], dtype=np.float64) / self._fps
 
     def process_offline(self, activation: np.ndarray) -> np.ndarray:
-        """Beat times (s) of a whole sequence from a fresh stream, flushed at its end. Shape: (T,) -> (N,)."""
+        """Beat times (s) of a whole sequence from a fresh state, flushed at its end. Shape: (T,) -> (N,)."""
         activation = np.asarray(activation, dtype=np.float64)
         if activation.ndim != 1:
             raise ValueError(f"activation must be 1-D (T,), got shape {activation.shape}")
-        self.reset()
-        beats = [e.beat_time for e in self.process_online(activation) if e.is_beat]
-        out = np.concatenate([np.asarray(beats, dtype=np.float64), self.flush()])
-        self.reset()
-        return out
+        state, beats = self.init_state(), []
+        for a in activation:
+            state, est = self.step(state, a)
+            if est.is_beat:
+                beats.append(est.beat_time)
+        return np.concatenate([np.asarray(beats, dtype=np.float64), self.flush(state)])
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a

@@ -49,16 +49,33 @@ def test_streaming_in_chunks_and_flush_equal_process_offline():
     act, _ = synthetic_activation(137.0, seed=11, spurious_rate=0.6)
     tracker = FixedLagBeatTracker(lag=12)
     whole = tracker.process_offline(act)
-    tracker.reset()
+    assert tracker.state.frame == 0  # process_offline leaves the kept state alone
     got: list[float] = []
     for chunk in np.array_split(act, 7):
         got.extend(beat_times(tracker.process_online(chunk)))
     got.extend(tracker.flush())
     np.testing.assert_allclose(got, whole)
-    assert tracker.frames_decided == len(act)
-    # a fresh stream after reset starts over
+    assert tracker.state.frame == len(act) and tracker.state.decided == len(act) - 12  # flush keeps the state
+    # a second pass without reset carries the first pass's state, and so differs; after reset it does not
+    second = beat_times(tracker.process_online(act))
+    assert len(second) != len(whole) or not np.allclose(second, whole)
     tracker.reset()
-    np.testing.assert_allclose(tracker.process_offline(act), whole)
+    np.testing.assert_allclose(list(beat_times(tracker.process_online(act))) + list(tracker.flush()), whole)
+
+
+def test_step_is_pure():
+    tracker = FixedLagBeatTracker(lag=3)
+    state = tracker.init_state()
+    for a in (0.1, 0.9, 0.2, 0.1, 0.1):
+        state, _ = tracker.step(state, a)
+    before = (state.log_delta.copy(), state.backpointers.copy(), state.frame, state.decided)
+    new, est = tracker.step(state, 0.8)
+    again, est2 = tracker.step(state, 0.8)
+    np.testing.assert_array_equal(state.log_delta, before[0])
+    np.testing.assert_array_equal(state.backpointers, before[1])
+    assert (state.frame, state.decided) == before[2:] and new.frame == state.frame + 1
+    np.testing.assert_array_equal(new.log_delta, again.log_delta)
+    assert est.phase == est2.phase and not new.log_delta.flags.writeable
 
 
 def test_tempo_and_next_beats_follow_a_steady_input():
@@ -77,6 +94,8 @@ def test_missing_frames_coast_and_bad_arguments_raise():
     gappy[300:330] = np.nan  # one second without a pose
     assert f_measure(ref, FixedLagBeatTracker().process_offline(gappy)) > 0.8
     assert FixedLagBeatTracker().flush().size == 0
+    with pytest.raises(TypeError):
+        FixedLagBeatTracker({"fps": 30})
     with pytest.raises(ValueError, match="lag"):
         FixedLagBeatTracker(lag=-1)
     with pytest.raises(ValueError, match="threshold"):
