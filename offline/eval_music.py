@@ -204,8 +204,8 @@ def _overlaps(gen: Sequence[Bars], real: Sequence[Bars]) -> dict[str, tuple[floa
 
 
 def evaluate_ablation(instrument: str, ablation_dir: str | os.PathLike[str] = ABLATION_DIR, *,
-                      segments: Sequence[md.SongBars], nll_on: Sequence[md.SongBars], progress: bool = True
-                      ) -> dict[str, dict[str, Any]]:
+                      segments: Sequence[md.SongBars], nll_on: Sequence[md.SongBars],
+                      sampling: SamplingConfig = EVAL_SAMPLING, progress: bool = True) -> dict[str, dict[str, Any]]:
     """NLL, PCH/NLH overlap, rest share and coupling of each equal-budget model in ``ablation_dir``."""
     out: dict[str, dict[str, Any]] = {}
     real = [s.notes for s in segments]
@@ -213,7 +213,7 @@ def evaluate_ablation(instrument: str, ablation_dir: str | os.PathLike[str] = AB
     for name in ABLATION_NAMES:
         if not has_music_model(ablation_dir, name):
             continue
-        d2m = Drum2Music.load(ablation_dir, instrument, sampling=EVAL_SAMPLING, name=name)
+        d2m = Drum2Music.load(ablation_dir, instrument, sampling=sampling, name=name)
         gen, _ = generate_parts(d2m, segments, progress=progress)
         out[name] = _flatten_intervals({
             "nll": evaluate_nll(d2m.model, nll_on, 16) if nll_on else float("nan"),
@@ -250,7 +250,8 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
 
     nll_on = nll_segments(instrument)
     nll_memory = evaluate_nll(d2m.model, nll_on, 16) if nll_on else float("nan")
-    ablation = (evaluate_ablation(instrument, ablation_dir, segments=segs, nll_on=nll_on, progress=progress)
+    ablation = (evaluate_ablation(instrument, ablation_dir, segments=segs, nll_on=nll_on, sampling=sampling,
+                                  progress=progress)
                 if ablation_dir is not None else {})
     nll_no_memory = float("nan")
     if has_music_model(weights_dir, NO_MEMORY_NAME):
@@ -275,9 +276,11 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
         "coupling_generated": per_segment(onset_coupling, gen, gen_drums),
         "coupling_real": per_segment(onset_coupling, real, gen_drums),
         "coupling_mismatched": per_segment(onset_coupling, gen, mismatched),
+        "coupling_real_mismatched": per_segment(onset_coupling, real, mismatched),
         "coupling_kick_snare_generated": per_segment(_kick_snare_coupling, gen, gen_drums),
         "coupling_kick_snare_real": per_segment(_kick_snare_coupling, real, gen_drums),
         "coupling_kick_snare_mismatched": per_segment(_kick_snare_coupling, gen, mismatched),
+        "coupling_kick_snare_real_mismatched": per_segment(_kick_snare_coupling, real, mismatched),
         "kick_snare_density": bootstrap_ci([float(drum_onset_steps(d, (KICK, SNARE)).mean()) for d in gen_drums]),
         "ms_per_bar": {"median": float(np.median(bar_ms)), "p99": float(np.percentile(bar_ms, 99))},
         "n_bars": n_bars,
@@ -333,10 +336,12 @@ def format_table(r: dict[str, Any]) -> str:
         f"NLL nats/token: memory {r['nll_memory']:.3f}, no memory {r['nll_no_memory']:.3f} (paper "
         f"{paper['nll']:.2f} / {paper['nll_no_memory']:.2f}, Lakh with another tokeniser: not comparable)",
         f"onsets on a drum onset: generated {ci('coupling_generated')}, real part {ci('coupling_real')}, "
-        f"generated vs another song's drums {ci('coupling_mismatched')}",
+        f"generated vs another song's drums {ci('coupling_mismatched')} (real part: "
+        f"{ci('coupling_real_mismatched')})",
         f"... on a kick or snare onset: generated {ci('coupling_kick_snare_generated')}, real part "
         f"{ci('coupling_kick_snare_real')}, vs another song's drums {ci('coupling_kick_snare_mismatched')} "
-        f"(kick/snare on {ci('kick_snare_density')} of the steps)",
+        f"(real part: {ci('coupling_kick_snare_real_mismatched')}; kick/snare on {ci('kick_snare_density')} of "
+        f"the steps)",
         f"bars of rest: generated {ci('rest_share')}, real part {ci('rest_share', r['dataset'])}",
         f"generation: {r['ms_per_bar']['median']:.0f} ms per bar median, {r['ms_per_bar']['p99']:.0f} ms p99 "
         f"(a bar at 120 BPM lasts 2000 ms)",

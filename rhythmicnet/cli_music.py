@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rhythmicnet.errors import InputError, WeightsError
+
+if TYPE_CHECKING:
+    from rhythmicnet.models.music_transformer import SamplingConfig
 
 INSTRUMENT_HELP = "piano or guitar (one model plays both; default: piano)"
 
@@ -14,6 +18,23 @@ def _weights_dir(args: argparse.Namespace) -> Path:
     from rhythmicnet.models.weights import WEIGHTS_DIR
 
     return Path(args.weights) if getattr(args, "weights", None) else WEIGHTS_DIR
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temperature", type=float, default=1.2,
+                   help="sampling temperature (default: 1.2, the reference implementation's)")
+    p.add_argument("--top-k", type=int, default=5,
+                   help="sample among the k most likely tokens; 0 samples from all (default: 5, the reference "
+                        "implementation's)")
+
+
+def _sampling(args: argparse.Namespace, seed: int) -> SamplingConfig:
+    """The SamplingConfig of --temperature / --top-k (a one-line error for bad values)."""
+    from rhythmicnet.models.music_transformer import SamplingConfig
+
+    if not args.temperature > 0 or args.top_k < 0:
+        raise InputError("--temperature must be > 0 and --top-k >= 0")
+    return SamplingConfig(temperature=args.temperature, top_k=args.top_k or None, seed=seed)
 
 
 def add_music_command(sub: argparse._SubParsersAction) -> None:
@@ -28,8 +49,7 @@ def add_music_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--program", type=int, default=None, metavar="0-127",
                    help="GM program of the part (default: 0 acoustic grand for piano; for guitar the program the "
                         "training data mostly has, see models/weights/drum2music.json)")
-    p.add_argument("--temperature", type=float, default=1.2, help="sampling temperature (default: 1.2)")
-    p.add_argument("--top-k", type=int, default=5, help="sample among the k most likely tokens (default: 5)")
+    _add_sampling_args(p)
     p.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed gives the same part (default: 0)")
     p.add_argument("--weights", type=Path, default=None, metavar="DIR",
                    help="folder with drum2music.json/.pt (default: the shipped models/weights)")
@@ -41,14 +61,12 @@ def _run_music(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from rhythmicnet.models.drum2music import Drum2Music, drum_bars_from_grid, has_music_model
-    from rhythmicnet.models.music_transformer import SamplingConfig
     from rhythmicnet.offline.drum_midi import read_midi_file
     from rhythmicnet.offline.music_midi import write_music_midi
 
     if args.program is not None and not 0 <= args.program <= 127:
         raise InputError(f"--program must lie in 0..127, got {args.program}")
-    if args.temperature <= 0 or (args.top_k is not None and args.top_k < 1):
-        raise InputError("--temperature must be > 0 and --top-k >= 1")
+    sampling = _sampling(args, args.seed)
     weights = _weights_dir(args)
     if not has_music_model(weights):
         raise WeightsError(f"{weights}: no Drum2Music weights (drum2music.json + drum2music.pt)")
@@ -56,7 +74,7 @@ def _run_music(args: argparse.Namespace) -> int:
     if not grid.hits.any():
         raise InputError(f"{args.drums}: no General MIDI drum notes on channel 10")
     d2m = Drum2Music.load(weights, args.instrument, program=args.program,
-                          sampling=SamplingConfig(temperature=args.temperature, top_k=args.top_k, seed=args.seed))
+                          sampling=sampling)
     bars = drum_bars_from_grid(grid)
     with tqdm(total=len(bars), desc=f"writing {args.instrument}", unit="bar", disable=args.quiet) as bar:
         notes = d2m.generate(bars, progress=bar.update)
@@ -151,6 +169,7 @@ def add_eval_music(models: argparse._SubParsersAction) -> None:
                         "drum2music_no_pop909) to compare (default: models/weights/ablations when it has them)")
     m.add_argument("--no-ablation", action="store_true", help="skip the ablation models (faster)")
     m.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N segments")
+    _add_sampling_args(m)
     m.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the records to this JSON file")
     m.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     m.set_defaults(func=_run_eval_music)
@@ -158,7 +177,7 @@ def add_eval_music(models: argparse._SubParsersAction) -> None:
 
 def _run_eval_music(args: argparse.Namespace) -> int:
     from rhythmicnet.models.drum2music import has_music_model
-    from rhythmicnet.offline.eval_music import ABLATION_DIR, evaluate_music, format_table, write_json
+    from rhythmicnet.offline.eval_music import ABLATION_DIR, EVAL_SEED, evaluate_music, format_table, write_json
 
     instruments = ["piano", "guitar"] if args.instrument == "both" else [args.instrument]
     ablation = None if args.no_ablation else args.ablation or (ABLATION_DIR if has_music_model(ABLATION_DIR) else None)
@@ -167,7 +186,7 @@ def _run_eval_music(args: argparse.Namespace) -> int:
     records = []
     for inst in instruments:
         r = evaluate_music(inst, _weights_dir(args), limit=args.limit, ablation_dir=ablation,
-                           progress=not args.quiet)
+                           sampling=_sampling(args, EVAL_SEED), progress=not args.quiet)
         print(format_table(r))
         records.append(r)
     if args.json:

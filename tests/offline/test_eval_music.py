@@ -69,6 +69,8 @@ def test_evaluate_music_runs_on_real_segments_with_a_tiny_model(tmp_path):
     for k in ("coupling_kick_snare_generated", "coupling_kick_snare_real", "kick_snare_density"):
         assert 0 <= r[k] <= 1 or np.isnan(r[k])
     assert r["coupling_kick_snare_real"] <= r["coupling_real"] + 1e-9  # kick/snare onsets are a subset
+    assert r["coupling_kick_snare_real_mismatched"] <= r["coupling_real_mismatched"] + 1e-9
+    assert 0 <= r["coupling_real_mismatched"] <= 1
     # the ablation folder holds the same two models: the same figures from the same segments and seeds
     assert set(r["ablation"]) == {"drum2music", "drum2music_no_memory"}
     assert r["ablation"]["drum2music"]["nll"] == pytest.approx(r["nll_memory"])

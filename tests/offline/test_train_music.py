@@ -82,6 +82,11 @@ def test_music_command_on_a_groove_file(tiny_run, tmp_path, capsys):
     assert main(["music", str(GROOVE_FILE), "-o", str(again), "--instrument", "guitar", "--weights", str(out),
                  "--seed", "1", "-q"]) == 0
     assert again.read_bytes() == target.read_bytes()
+    # --top-k 0 samples from the whole distribution: another part from the same seed
+    untruncated = tmp_path / "untruncated.mid"
+    assert main(["music", str(GROOVE_FILE), "-o", str(untruncated), "--instrument", "guitar", "--weights", str(out),
+                 "--seed", "1", "--top-k", "0", "--temperature", "1.0", "-q"]) == 0
+    assert mido.MidiFile(untruncated).tracks[0] and untruncated.read_bytes() != target.read_bytes()
 
 
 def test_music_command_errors_are_one_line(tiny_run, tmp_path, capsys):
@@ -90,6 +95,9 @@ def test_music_command_errors_are_one_line(tiny_run, tmp_path, capsys):
     assert "missing.mid" in capsys.readouterr().err
     assert main(["music", str(GROOVE_FILE), "-o", str(tmp_path / "x.mid"), "--weights", str(tmp_path)]) == 2
     assert "no Drum2Music weights" in capsys.readouterr().err
+    for flags in (["--temperature", "0"], ["--top-k", "-1"]):
+        assert main(["music", str(GROOVE_FILE), "-o", str(tmp_path / "x.mid"), "--weights", str(out), *flags]) == 2
+        assert "--temperature must be > 0 and --top-k >= 0" in capsys.readouterr().err
 
 
 def test_export_from_a_checkpoint_gives_loadable_weights(tiny_run, tmp_path, monkeypatch):
