@@ -80,6 +80,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -566,15 +567,25 @@ class OnlineBeatTracker:
 
     def process_offline(self, activation: np.ndarray) -> np.ndarray:
         """The causal estimator over a whole sequence from a fresh state. Shape: (T,) -> (N,) beat times (s)."""
-        activation = np.asarray(activation, dtype=np.float64)
-        if activation.ndim != 1:
-            raise ValueError(f"activation must be 1-D (T,), got shape {activation.shape}")
-        state, beats = self.init_state(), []
-        for a in activation:
-            state, est = self.step(state, a)
-            if est.is_beat:
-                beats.append(est.beat_time)
-        return np.asarray(beats, dtype=np.float64)
+        return run_tracker(self.step, self.init_state(), activation)[1]
+
+
+StateT = TypeVar("StateT")
+
+
+def run_tracker(step: Callable[[StateT, float], tuple[StateT, BeatEstimate]], state: StateT,
+                activation: np.ndarray) -> tuple[StateT, np.ndarray]:
+    """Feed a whole activation (T,) through a pure tracker ``step`` from ``state``: the final state and
+    the reported beat times (N,) in seconds."""
+    activation = np.asarray(activation, dtype=np.float64)
+    if activation.ndim != 1:
+        raise ValueError(f"activation must be 1-D (T,), got shape {activation.shape}")
+    beats = []
+    for a in activation:
+        state, est = step(state, a)
+        if est.is_beat:
+            beats.append(est.beat_time)
+    return state, np.asarray(beats, dtype=np.float64)
 
 
 def beat_times(estimates: list[BeatEstimate]) -> np.ndarray:

@@ -33,6 +33,7 @@ from rhythmicnet.models.beat_hmm import (
     BeatTrackerConfig,
     build_beat_hmm,
     map_estimate,
+    run_tracker,
 )
 
 #: Default decision lag in frames: 1 s at 30 fps (two beats at 120 BPM). On 80 synthetic validation clips
@@ -173,15 +174,8 @@ class FixedLagBeatTracker:
 
     def process_offline(self, activation: np.ndarray) -> np.ndarray:
         """Beat times (s) of a whole sequence from a fresh state, flushed at its end. Shape: (T,) -> (N,)."""
-        activation = np.asarray(activation, dtype=np.float64)
-        if activation.ndim != 1:
-            raise ValueError(f"activation must be 1-D (T,), got shape {activation.shape}")
-        state, beats = self.init_state(), []
-        for a in activation:
-            state, est = self.step(state, a)
-            if est.is_beat:
-                beats.append(est.beat_time)
-        return np.concatenate([np.asarray(beats, dtype=np.float64), self.flush(state)])
+        state, beats = run_tracker(self.step, self.init_state(), activation)
+        return np.concatenate([beats, self.flush(state)])
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

@@ -148,7 +148,9 @@ def test_resuming_under_another_segment_rule_starts_the_best_weights_anew(tiny_r
     assert load_checkpoint(ckpt)["extra"]["segment_rule"] == {"min_playing_fraction": 0.25, "first_bar_plays": True}
 
 
-def test_train_music_flags_set_the_segment_rule(monkeypatch, tmp_path):
+@pytest.fixture
+def config_of(monkeypatch, tmp_path):
+    """``config_of(*flags)``: the MusicTrainConfig that ``rhythmicnet train music`` builds from the flags."""
     import rhythmicnet.offline.train_music as tm
     seen = {}
 
@@ -158,10 +160,25 @@ def test_train_music_flags_set_the_segment_rule(monkeypatch, tmp_path):
                 "validation_nll": 0.0}
 
     monkeypatch.setattr(tm, "train_music", fake_train)
-    assert main(["train", "music", "-o", str(tmp_path), "--min-playing", "0.25", "--first-bar-may-rest", "-q"]) == 0
-    assert tm.segment_rule(seen["config"]) == {"min_playing_fraction": 0.25, "first_bar_plays": False}
-    assert main(["train", "music", "-o", str(tmp_path), "-q"]) == 0
-    assert tm.segment_rule(seen["config"]) == {"min_playing_fraction": 0.5, "first_bar_plays": True}
+
+    def run(*flags):
+        assert main(["train", "music", "-o", str(tmp_path), *flags, "-q"]) == 0
+        return seen["config"]
+    return run
+
+
+def test_train_music_flags_set_the_segment_rule(config_of):
+    from rhythmicnet.offline.train_music import segment_rule
+    assert segment_rule(config_of("--min-playing", "0.25", "--first-bar-may-rest")) == {
+        "min_playing_fraction": 0.25, "first_bar_plays": False}
+    assert segment_rule(config_of()) == {"min_playing_fraction": 0.5, "first_bar_plays": True}
+
+
+def test_train_music_flags_set_the_pop909_mix(config_of):
+    from rhythmicnet.offline.train_music import pop909_mix
+    assert pop909_mix(config_of("--pop909-drums", "--pop909-share", "0.4")) == {
+        "pop909_drums": True, "pop909_fine_share": 0.4}
+    assert pop909_mix(config_of("--no-pop909", "--pop909-drums")) == {"pop909_drums": False, "pop909_fine_share": 0.0}
 
 
 def test_eval_music_with_an_empty_ablation_folder_is_a_one_line_error(tmp_path, capsys):
@@ -211,17 +228,3 @@ def test_resuming_under_another_pop909_mix_starts_the_best_weights_anew(tiny_run
     assert "Rhythm2Drum" in m["data"]["pop909"]
 
 
-def test_train_music_flags_set_the_pop909_mix(monkeypatch, tmp_path):
-    import rhythmicnet.offline.train_music as tm
-    seen = {}
-
-    def fake_train(out, *, config, **kwargs):
-        seen["config"] = config
-        return {"training": {"steps_run": 0, "tokens_seen": 0, "seconds": 0.0, "device": "cpu"}, "parameters": 1,
-                "validation_nll": 0.0}
-
-    monkeypatch.setattr(tm, "train_music", fake_train)
-    assert main(["train", "music", "-o", str(tmp_path), "--pop909-drums", "--pop909-share", "0.4", "-q"]) == 0
-    assert tm.pop909_mix(seen["config"]) == {"pop909_drums": True, "pop909_fine_share": 0.4}
-    assert main(["train", "music", "-o", str(tmp_path), "--no-pop909", "--pop909-drums", "-q"]) == 0
-    assert tm.pop909_mix(seen["config"]) == {"pop909_drums": False, "pop909_fine_share": 0.0}
