@@ -416,18 +416,21 @@ def write_weights(out: Path, config: MusicTrainConfig, model_config: Drum2MusicC
 
 
 def export_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *,
-                      note: str | None = None) -> dict[str, Any]:
-    """Write the best weights so far of a (possibly still running) training run, with its manifest."""
+                      note: str | None = None, last: bool = False) -> dict[str, Any]:
+    """Write the best weights so far of a (possibly still running) training run, with its manifest; with
+    ``last``, the weights of its last step instead (for a fine-tune whose aim the validation NLL does not
+    measure; the manifest says which)."""
     state = load_checkpoint(checkpoint)
     config = MusicTrainConfig(**{**state["config"]["train"],
                                  "tempo_scale": tuple(state["config"]["train"]["tempo_scale"])})
     model_config = Drum2MusicConfig.from_dict(state["config"]["model"])
     extra = state["extra"]
-    best = extra["best_state"] if extra["best_state"] is not None else state["model"]
+    best = state["model"] if last or extra["best_state"] is None else extra["best_state"]
     run = {"steps_run": int(state["step"]), "tokens_seen": int(extra["tokens_seen"]),
            "segment_rule_since": int(extra.get("segment_rule_since", 0)),
            "pop909_mix_since": int(extra.get("pop909_mix_since", 0)),
            "seconds": round(float(extra["elapsed_s"]), 1), "checkpoint": str(checkpoint),
+           "weights_from": "last step" if last else "best validation NLL",
            **extra.get("hardware", hardware_record(torch.device("cpu")))}
     return write_weights(ensure_output_dir(out_dir), config, model_config, best, load_data(config), run,
                          float(extra["best_nll"]), extra["history"], note)

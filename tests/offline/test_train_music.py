@@ -110,6 +110,19 @@ def test_export_from_a_checkpoint_gives_loadable_weights(tiny_run, tmp_path, mon
     assert m["note"] == "interim" and m["training"]["steps_run"] == 3
     d2m = Drum2Music.load(tmp_path, "piano")
     assert d2m.model.config.d_model == 32
+    # the last step's weights instead of the best: those of the checkpoint's model
+    import torch
+
+    from rhythmicnet.offline.training import load_checkpoint
+    state = load_checkpoint(out / "drum2music.ckpt")
+    state["extra"]["best_state"] = {k: torch.zeros_like(v) for k, v in state["model"].items()}  # tell them apart
+    torch.save(state, tmp_path / "marked.ckpt")
+    for last, expected in ((True, state["model"]), (False, state["extra"]["best_state"])):
+        m = train_music.export_checkpoint(tmp_path / "marked.ckpt", tmp_path / str(last), last=last)
+        assert m["training"]["weights_from"] == ("last step" if last else "best validation NLL")
+        saved = torch.load(tmp_path / str(last) / "drum2music.pt")
+        for k, v in expected.items():
+            assert torch.equal(saved[k], v.half() if v.is_floating_point() else v), k
 
 
 def _song(notes_per_bar):
