@@ -250,6 +250,13 @@ class RNNBeatTrackingObservationModel:
         dens[np.isnan(a)] = 1.0
         return dens
 
+    def frame_densities(self, a: float) -> tuple[float, float]:
+        """``densities`` of one frame as (non-beat, beat), without the array overhead of the streaming path."""
+        if math.isnan(a):
+            return 1.0, 1.0
+        b = min(max(a, ACTIVATION_EPS), 1.0 - ACTIVATION_EPS)
+        return (1.0 - b) / (self.observation_lambda - 1), b
+
     def log_densities(self, activation: np.ndarray) -> np.ndarray:
         """Log of ``densities``. Shape: (N,) -> (N, 2)."""
         return np.log(self.densities(activation))
@@ -521,12 +528,7 @@ class OnlineBeatTracker:
         a = float(activation_value)
         started = state.started or a >= self.config.threshold  # NaN never starts the tracker
         if started:
-            if math.isnan(a):
-                nb = b = 1.0
-            else:
-                b = min(max(a, ACTIVATION_EPS), 1.0 - ACTIVATION_EPS)
-                nb = (1.0 - b) / (self.config.observation_lambda - 1)
-            fwd = _readonly(self.hmm.forward_step(state.forward, nb, b))
+            fwd = _readonly(self.hmm.forward_step(state.forward, *self.hmm.om.frame_densities(a)))
         else:
             fwd = state.forward
         frame = state.frame

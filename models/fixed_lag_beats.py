@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rhythmicnet.models.beat_hmm import (
-    ACTIVATION_EPS,
     BeatEstimate,
     BeatTrackerConfig,
     build_beat_hmm,
@@ -100,13 +99,6 @@ class FixedLagBeatTracker:
         """The state that ``process_online`` carries."""
         return self._state
 
-    def _log_obs(self, a: float) -> np.ndarray:
-        if math.isnan(a):  # a missing observation: the path coasts
-            return np.zeros(self.hmm.st.num_states)
-        b = min(max(a, ACTIVATION_EPS), 1.0 - ACTIVATION_EPS)
-        nb = (1.0 - b) / (self.config.observation_lambda - 1)
-        return np.where(self._beat_range, math.log(b), math.log(nb))
-
     def _decide(self, st: FixedLagState, frame: int, state: int) -> tuple[FixedLagState, int]:
         """Feed the decided HMM state of ``frame``; returns the new state and the frame of a beat whose
         run ends here (-1 for none)."""
@@ -134,7 +126,9 @@ class FixedLagBeatTracker:
         t, n = state.frame, self.lag + 1
         acts, bts = state.activations.copy(), state.backpointers.copy()
         acts[t % n] = a
-        v, bts[t % n] = self.hmm.viterbi_step(state.log_delta, self._log_obs(a))
+        # the observation model's log densities, as the offline Viterbi takes them (NaN: the path coasts)
+        log_nb, log_b = (math.log(d) for d in self.hmm.om.frame_densities(a))
+        v, bts[t % n] = self.hmm.viterbi_step(state.log_delta, np.where(self._beat_range, log_b, log_nb))
         v -= v.max()  # keep the log deltas bounded (the argmax is unchanged)
         best = int(v.argmax())
         st = replace(state, log_delta=_frozen(v), backpointers=_frozen(bts), activations=_frozen(acts), frame=t + 1)

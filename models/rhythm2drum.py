@@ -141,14 +141,14 @@ class Rhythm2Drum:
         n_bars = max(1, int(np.ceil(len(r) / STEPS_PER_BAR)))
         padded = np.zeros(n_bars * STEPS_PER_BAR, dtype=bool)
         padded[: len(r)] = r
-        perf = self.performer(sampling)
-        bars = [perf.next_bar(padded[i * STEPS_PER_BAR : (i + 1) * STEPS_PER_BAR]) for i in range(n_bars)]
-        return DrumGrid.concat(bars).with_bpm(bpm)
+        hits, velocities, offsets = self.generate_batch(padded[None], sampling=sampling)
+        return DrumGrid.from_arrays(hits[0], velocities[0], offsets[0]).with_bpm(bpm)
 
     def generate_batch(self, rhythms: np.ndarray, *, sampling: SamplingConfig = SamplingConfig()
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Drums for B rhythms at once, bar after bar as ``generate`` (one generator for the batch, so
-        B = 1 gives ``generate``'s drums). rhythms (B, n_bars * 16) -> hits, velocities, offsets (B, 9, n_bars * 16)."""
+        """Drums for B rhythms at once, bar after bar as ``DrumPerformer`` plays them (one generator for
+        the batch, so B = 1 gives the performer's drums). rhythms (B, n_bars * 16) -> hits, velocities,
+        offsets (B, 9, n_bars * 16)."""
         r = np.asarray(rhythms, dtype=bool)
         if r.ndim != 2 or r.shape[1] % STEPS_PER_BAR:
             raise ValueError(f"rhythms must have shape (B, bars * {STEPS_PER_BAR}), got {r.shape}")

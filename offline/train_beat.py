@@ -51,6 +51,7 @@ from rhythmicnet.offline.training import (
     pick_device,
     save_checkpoint,
     seed_everything,
+    since_on_resume,
 )
 
 log = logging.getLogger(__name__)
@@ -202,10 +203,12 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
         extra = state["extra"]
         history, best_f, best_state = extra["history"], extra["best_f"], extra["best_state"]
         elapsed_before = float(extra["elapsed_s"])
-        generator_since, earlier_generator = int(extra.get("generator_since", 0)), extra.get("earlier_generator")
-        if extra.get("generator_version", "1.0") != GENERATOR_VERSION:
+        generator_since, changed = since_on_resume(extra, "generator_version", GENERATOR_VERSION, "1.0",
+                                                   "generator_since", step)
+        earlier_generator = extra.get("earlier_generator")
+        if changed:
             # another generator makes other validation clips: the best so far was measured on the old ones
-            earlier_generator, generator_since = extra.get("generator_version", "1.0"), step
+            earlier_generator = extra.get("generator_version", "1.0")
             best_f, best_state = -1.0, None
             log.info("generator %s -> %s at step %d: best weights start anew", earlier_generator,
                      GENERATOR_VERSION, step)

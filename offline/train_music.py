@@ -61,6 +61,7 @@ from rhythmicnet.offline.training import (
     pick_device,
     save_checkpoint,
     seed_everything,
+    since_on_resume,
 )
 from rhythmicnet.offline.training import resume as resume_checkpoint
 
@@ -311,19 +312,15 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
         history, best_nll, best_state = extra["history"], extra["best_nll"], extra["best_state"]
         elapsed_before, tokens_seen = float(extra["elapsed_s"]), int(extra["tokens_seen"])
         rng = np.random.default_rng([config.seed, step])
-        rule_since = int(extra.get("segment_rule_since", 0))
-        if extra.get("segment_rule", NO_SEGMENT_RULE) != segment_rule(config):
-            # another validation set from here on: the best so far was measured on the old one
-            log.info("segment rule changed at step %d: best weights start anew", step)
+        # another segment rule is another validation set; another POP909 mix another recipe, whose aim
+        # the (freedoom-only) validation NLL does not measure: either way the selection restarts
+        rule_since, rule_changed = since_on_resume(extra, "segment_rule", segment_rule(config), NO_SEGMENT_RULE,
+                                                   "segment_rule_since", step)
+        mix_since, mix_changed = since_on_resume(extra, "pop909_mix", pop909_mix(config), NO_POP909_PAIRS,
+                                                 "pop909_mix_since", step)
+        if rule_changed or mix_changed:
+            log.info("segment rule or POP909 mix changed at step %d: best weights start anew", step)
             best_nll, best_state = float("inf"), None
-            rule_since = step
-        mix_since = int(extra.get("pop909_mix_since", 0))
-        if extra.get("pop909_mix", NO_POP909_PAIRS) != pop909_mix(config):
-            # another recipe: the best so far belongs to the old one, and the validation NLL (freedoom
-            # only) is not what the new mix aims at, so selection restarts with it
-            log.info("POP909 mix changed at step %d: best weights start anew", step)
-            best_nll, best_state = float("inf"), None
-            mix_since = step
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - t_start

@@ -104,3 +104,14 @@ def resume(path: str | os.PathLike[str], model: torch.nn.Module, optimizer: Opti
     random.setstate(state["python_rng"])
     log.info("resumed %s at step %d, epoch %d", path, state["step"], state["epoch"])
     return int(state["step"]), int(state["epoch"])
+
+
+def since_on_resume(extra: dict[str, Any], key: str, current: Any, before: Any, since_key: str,
+                    step: int) -> tuple[int, bool]:
+    """On resuming at ``step``: the step from which ``current`` (a setting that defines the validation
+    set or the recipe, saved under ``key`` in the checkpoint's ``extra``; ``before`` for checkpoints
+    older than the key) holds, and whether it changes now. When it changes, the best weights so far
+    belong to the old setting, and the caller starts their selection anew."""
+    if extra.get(key, before) != current:
+        return step, True
+    return int(extra.get(since_key, 0)), False
