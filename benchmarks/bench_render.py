@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from rhythmicnet.models.drum2music import has_music_model
+from rhythmicnet.models.drum2music import music_model_name
 from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline.render import RenderConfig, render
 
@@ -44,7 +44,7 @@ def main() -> None:
     clip = make_clip(work / f"example_{int(args.seconds)}s_720p.mp4", args.seconds)
     instrument = args.instrument
     weights = args.weights or WEIGHTS_DIR
-    if instrument != "none" and not has_music_model(weights):
+    if instrument != "none" and music_model_name(weights, instrument) is None:
         print("no Drum2Music weights installed: accompaniment skipped (--instrument none)")
         instrument = "none"
     out = work / "out"

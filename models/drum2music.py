@@ -30,7 +30,7 @@ from rhythmicnet.models.music_transformer import (
 from rhythmicnet.models.remi import STEPS_PER_BAR, VOCAB, BarNote, DrumBar, RemiGrammar
 from rhythmicnet.models.weights import WEIGHTS_DIR, load_into, load_manifest
 
-__all__ = ["Drum2Music", "NO_MEMORY_NAME", "drum_bars_from_grid", "has_music_model"]
+__all__ = ["Drum2Music", "NO_MEMORY_NAME", "drum_bars_from_grid", "has_music_model", "music_model_name"]
 
 #: GM programs written by default: acoustic grand piano; for guitar the manifest names the program
 #: the training data mostly has (this is the fallback when it does not).
@@ -47,6 +47,16 @@ def has_music_model(weights_dir: str | Path = WEIGHTS_DIR, name: str = "drum2mus
     return (d / f"{name}.json").is_file() and (d / f"{name}.pt").is_file()
 
 
+def music_model_name(weights_dir: str | Path, instrument: str) -> str | None:
+    """The weights that play ``instrument`` in ``weights_dir``: ``drum2music_<instrument>`` (a copy of the
+    shared model fine-tuned for that instrument) when it is there, else the shared ``drum2music``;
+    None when neither is."""
+    for name in (f"drum2music_{instrument}", "drum2music"):
+        if has_music_model(weights_dir, name):
+            return name
+    return None
+
+
 def drum_bars_from_grid(grid: DrumGrid, tempo_bpm: float | None = None) -> list[DrumBar]:
     """Split a drum grid (9, S) into bars (S padded up to whole bars) for the encoder."""
     g = grid.padded_to_bars()
@@ -60,13 +70,15 @@ class Drum2Music:
     """The trained Drum2Music stage for one instrument. Build with :meth:`load`."""
 
     def __init__(self, model: Drum2MusicModel, instrument: str = "piano", *, program: int | None = None,
-                 sampling: SamplingConfig = DEFAULT_SAMPLING, manifest: dict[str, Any] | None = None) -> None:
+                 sampling: SamplingConfig = DEFAULT_SAMPLING, manifest: dict[str, Any] | None = None,
+                 name: str = "drum2music") -> None:
         if instrument not in INSTRUMENTS:
             raise ValueError(f"instrument is one of {INSTRUMENTS}, got {instrument!r}")
         self.model = model.eval()
         self.instrument = instrument
         self.instrument_id = INSTRUMENTS.index(instrument)
         self.manifest = manifest or {}
+        self.name = name  # of the weights, for reports
         programs = {**DEFAULT_PROGRAMS, **self.manifest.get("programs", {})}
         self.program = int(program if program is not None else programs[instrument])
         self.sampling = sampling
@@ -76,17 +88,22 @@ class Drum2Music:
 
     @classmethod
     def load(cls, weights_dir: str | Path = WEIGHTS_DIR, instrument: str = "piano", *, program: int | None = None,
-             sampling: SamplingConfig = DEFAULT_SAMPLING, name: str = "drum2music") -> Drum2Music:
-        """Load ``<name>.json`` + ``<name>.pt`` (default: the shipped model) from ``weights_dir``."""
+             sampling: SamplingConfig = DEFAULT_SAMPLING, name: str | None = None) -> Drum2Music:
+        """Load ``<name>.json`` + ``<name>.pt`` from ``weights_dir`` (default: :func:`music_model_name`'s
+        choice for ``instrument``)."""
         d = Path(weights_dir)
+        name = name or music_model_name(d, instrument) or "drum2music"
         manifest = load_manifest(d / f"{name}.json")
+        trained_for = manifest.get("data", {}).get("instruments", INSTRUMENTS)
+        if instrument not in trained_for:
+            raise WeightsError(f"{d / name}: trained for {', '.join(trained_for)} only, not {instrument}")
         try:
             config = Drum2MusicConfig.from_dict(manifest["config"])
         except (KeyError, TypeError, ValueError) as e:
             raise WeightsError(f"{d / name}.json: corrupt weights manifest ({e})") from e
         model = Drum2MusicModel(config)
         load_into(model, d / f"{name}.pt")
-        return cls(model, instrument, program=program, sampling=sampling, manifest=manifest)
+        return cls(model, instrument, program=program, sampling=sampling, manifest=manifest, name=name)
 
     def reset(self, seed: int | None = None) -> None:
         """Forget the memory (a new piece); reseed the sampler (``seed`` or the sampling config's)."""

@@ -11,6 +11,13 @@ rule as in training (the instrument plays in at least half of the bars and in th
   seconds, from the bars' tempo) for the generated and the real parts of the same segments;
 * **PCH / NLH overlap**: per segment, ``sum(min(p, q))`` of the normalised 12-bin pitch-class
   histograms (PCH) and of mgeval's 12 note-length classes (NLH) of the generated and the real part;
+  beside them two references from the real parts alone: the overlap of another song's real part
+  (``*_real_mismatched``), and the **best fixed histogram** (``*_best_fixed``): the highest mean
+  overlap one histogram, the same for every segment, reaches against these real parts (a linear
+  program, fitted on the evaluation parts themselves, so an optimistic figure). The drums tell
+  nothing of a song's key, so for PCH that is a ceiling: a part whose pitch classes do not depend
+  on the real part cannot beat it on average (its mean over its own randomness is a mixture of
+  fixed histograms). For NLH it is only a reference: note lengths may follow the drums.
 * **NLL**: nats per decoder token over all validation tokens, for the memory model and the separately
   trained no-memory model (``drum2music_no_memory`` in the same folder, when its weights are there);
 * **rhythmic coupling**: the share of the part's onsets on a step with a drum onset, for the generated
@@ -37,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.optimize import linprog
 from tqdm import tqdm
 
 from rhythmicnet.fileio import write_text_atomic
@@ -53,8 +61,9 @@ from rhythmicnet.offline.train_music import (
     validation_segments,
 )
 
-__all__ = ["PAPER_ROWS", "evaluate_music", "format_table", "pitch_count_per_bar", "pitch_interval", "ioi",
-           "histogram_overlap", "pitch_class_histogram", "note_length_histogram", "onset_coupling"]
+__all__ = ["PAPER_ROWS", "best_fixed_histogram", "evaluate_music", "format_table", "pitch_count_per_bar",
+           "pitch_interval", "ioi", "histogram_overlap", "pitch_class_histogram", "note_length_histogram",
+           "onset_coupling"]
 
 PAPER_ROWS: dict[str, dict[str, Any]] = {
     "piano": {"dataset": (5.48, 6.16, 0.31), "model": (6.82, 5.86, 0.14), "pch": 0.63, "nlh": 0.54,
@@ -136,6 +145,29 @@ def histogram_overlap(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.minimum(p, q).sum())
 
 
+def best_fixed_histogram(histograms: Sequence[np.ndarray]) -> tuple[float, np.ndarray]:
+    """The histogram h (k,) that maximises the mean of ``histogram_overlap(h, q)`` over ``histograms``
+    (each (k,), empty ones skipped), and that mean.
+
+    mean_q sum_i min(h_i, q_i) is concave and piecewise linear in h: as a linear program, with one
+    t_qi <= min(h_i, q_i) per segment and bin, maximise mean sum t over the simplex of h.
+    """
+    q = np.array([x for x in histograms if x.sum() > 0], float)
+    if not len(q):
+        return float("nan"), np.full(len(histograms[0]) if len(histograms) else 0, np.nan)
+    n, k = q.shape
+    cost = np.concatenate([np.zeros(k), -np.ones(n * k) / n])
+    # t_qi - h_i <= 0
+    a_ub = np.concatenate([-np.tile(np.eye(k), (n, 1)), np.eye(n * k)], axis=1)
+    bounds = [(0.0, 1.0)] * k + [(0.0, float(v)) for v in q.reshape(-1)]
+    res = linprog(cost, A_ub=a_ub, b_ub=np.zeros(n * k), A_eq=np.concatenate([np.ones(k), np.zeros(n * k)])[None],
+                  b_eq=[1.0], bounds=bounds, method="highs")
+    if not res.success:
+        raise RuntimeError(f"best_fixed_histogram: {res.message}")
+    h = np.clip(res.x[:k], 0.0, None)
+    return float(-res.fun), h / h.sum()
+
+
 def drum_onset_steps(drum_hits: np.ndarray, classes: Sequence[int] | None = None) -> np.ndarray:
     """(n_bars * 16,) bool: the steps with an onset of ``classes`` (default any class). drum_hits (n_bars, 9, 16)."""
     hits = np.asarray(drum_hits)
@@ -192,6 +224,17 @@ def generate_parts(d2m: Drum2Music, segs: Sequence[md.SongBars], *, progress: bo
             bar_ms.append(1000 * (time.perf_counter() - t0))
         gen.append(bars)
     return gen, bar_ms
+
+
+def _real_references(real: Sequence[Bars], mismatch: Sequence[int]) -> dict[str, Any]:
+    """PCH/NLH overlap of another song's real part, and of the best fixed histogram (see the module)."""
+    out: dict[str, Any] = {}
+    for key, hist in (("pch_oa", pitch_class_histogram), ("nlh_oa", note_length_histogram)):
+        h = [hist(r) for r in real]
+        out[f"{key}_real_mismatched"] = bootstrap_ci([histogram_overlap(h[m], h[k]) for k, m in enumerate(mismatch)])
+        best, _ = best_fixed_histogram(h)
+        out[f"{key}_best_fixed"] = best
+    return out
 
 
 def _overlaps(gen: Sequence[Bars], real: Sequence[Bars]) -> dict[str, tuple[float, float, float]]:
@@ -270,6 +313,7 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
         "pitch_interval": stat(pitch_interval, gen),
         "ioi": per_segment(ioi, gen, tempos),
         **_overlaps(gen, real),
+        **_real_references(real, mismatch),
         "rest_share": bootstrap_ci([_rest_share(g) for g in gen]),
         "nll_memory": nll_memory,
         "nll_no_memory": nll_no_memory,
@@ -333,6 +377,9 @@ def format_table(r: dict[str, Any]) -> str:
         f"{'ours: generated':<24}{ci('pc_per_bar'):>22}{ci('pitch_interval'):>22}{ci('ioi'):>22}",
         f"PCH overlap {ci('pch_oa')} (paper {paper['pch']:.2f}); NLH overlap {ci('nlh_oa')} "
         f"(paper {paper['nlh']:.2f})",
+        f"... references from the real parts: another song's part PCH {ci('pch_oa_real_mismatched')}, NLH "
+        f"{ci('nlh_oa_real_mismatched')}; best fixed histogram PCH {r['pch_oa_best_fixed']:.2f} (the ceiling "
+        f"for a part that cannot know the key), NLH {r['nlh_oa_best_fixed']:.2f}",
         f"NLL nats/token: memory {r['nll_memory']:.3f}, no memory {r['nll_no_memory']:.3f} (paper "
         f"{paper['nll']:.2f} / {paper['nll_no_memory']:.2f}, Lakh with another tokeniser: not comparable)",
         f"onsets on a drum onset: generated {ci('coupling_generated')}, real part {ci('coupling_real')}, "

@@ -181,7 +181,7 @@ def _analyse(seq: KeypointSequence, config: RenderConfig, source: str) -> Rhythm
 def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = RenderConfig(), *,
            progress: bool = True) -> RenderResult:
     """Run the whole pipeline on one clip and write every output into ``outdir`` (atomically)."""
-    from rhythmicnet.models.drum2music import Drum2Music, has_music_model
+    from rhythmicnet.models.drum2music import Drum2Music, music_model_name
     from rhythmicnet.models.music_transformer import SamplingConfig as MusicSampling
     from rhythmicnet.models.rhythm2drum import Rhythm2Drum
     from rhythmicnet.models.rhythm2drum import SamplingConfig as DrumSampling
@@ -228,15 +228,15 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     program = None
     t0 = time.perf_counter()
     if config.instrument != "none":
-        if not has_music_model(config.weights_dir):
+        if music_model_name(config.weights_dir, config.instrument) is None:
             from rhythmicnet.errors import WeightsError
 
-            raise WeightsError(f"{config.weights_dir}: no Drum2Music weights (drum2music.json + drum2music.pt); "
-                               "use --instrument none for drums only")
+            raise WeightsError(f"{config.weights_dir}: no Drum2Music weights for {config.instrument} "
+                               "(drum2music.json + drum2music.pt); use --instrument none for drums only")
         d2m = Drum2Music.load(config.weights_dir, config.instrument, program=config.program,
                               sampling=MusicSampling(temperature=config.temperature, top_k=config.top_k,
                                                      seed=config.seed))
-        weights["drum2music"] = _weights_id(d2m.manifest, "drum2music")
+        weights["drum2music"] = _weights_id(d2m.manifest, d2m.name)
         program = d2m.program
         d2m.reset()
         bars = []

@@ -104,6 +104,9 @@ class MusicTrainConfig:
     threads: int | None = None
     device: str = "auto"
     limit_songs: int | None = None  # a few songs per pool, for smoke tests
+    #: the instruments whose multitrack parts (and validation set) the run learns from; POP909 is piano,
+    #: so a guitar-only run has none
+    instruments: tuple[str, ...] = INSTRUMENTS
 
     def model_config(self) -> Drum2MusicConfig:
         return Drum2MusicConfig(d_model=self.d_model, d_ff=self.d_ff, mem_len=self.mem_len, dropout=self.dropout,
@@ -123,10 +126,10 @@ def load_data(config: MusicTrainConfig) -> MusicData:
     lim = config.limit_songs
     train: list[md.SongBars] = []
     val: list[md.SongBars] = []
-    for inst in INSTRUMENTS:
+    for inst in config.instruments:
         train += md.read_multitrack("train", inst)[:lim]
         val += md.read_multitrack("validation", inst)[:lim]
-    pop = md.read_pop909("train", limit=lim) if config.use_pop909 else []
+    pop = md.read_pop909("train", limit=lim) if config.use_pop909 and "piano" in config.instruments else []
     if pop and config.pop909_drums:
         pop = write_drums(pop, seed=config.seed)
     return MusicData(train, pop, val)
@@ -306,6 +309,7 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
     step, history, best_nll, best_state, elapsed_before, tokens_seen = 0, [], float("inf"), None, 0.0, 0
     rule_since = 0  # the step from which the segment rule (and so the validation set) holds
     mix_since = 0  # the step from which the POP909 mix holds (best weights are chosen from there)
+    instruments_since = 0  # the step from which the run learns these instruments only
     if resume and ckpt_path.exists():
         step, _ = resume_checkpoint(ckpt_path, model, opt)
         extra = load_checkpoint(ckpt_path)["extra"]
@@ -318,8 +322,10 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
                                                    "segment_rule_since", step)
         mix_since, mix_changed = since_on_resume(extra, "pop909_mix", pop909_mix(config), NO_POP909_PAIRS,
                                                  "pop909_mix_since", step)
-        if rule_changed or mix_changed:
-            log.info("segment rule or POP909 mix changed at step %d: best weights start anew", step)
+        instruments_since, instruments_changed = since_on_resume(
+            extra, "instruments", list(config.instruments), list(INSTRUMENTS), "instruments_since", step)
+        if rule_changed or mix_changed or instruments_changed:
+            log.info("segment rule, POP909 mix or instruments changed at step %d: best weights start anew", step)
             best_nll, best_state = float("inf"), None
 
     def elapsed() -> float:
@@ -364,6 +370,7 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
                             extra={"history": history, "best_nll": best_nll, "best_state": best_state,
                                    "segment_rule": segment_rule(config), "segment_rule_since": rule_since,
                                    "pop909_mix": pop909_mix(config), "pop909_mix_since": mix_since,
+                                   "instruments": list(config.instruments), "instruments_since": instruments_since,
                                    "elapsed_s": elapsed(), "tokens_seen": tokens_seen,
                                    "hardware": hardware_record(device)})
     bar.close()
@@ -372,7 +379,7 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
     return write_weights(out, config, model.config, best_state, data,
                          {"steps_run": step, "tokens_seen": tokens_seen, "seconds": round(elapsed(), 1),
                           "segment_rule_since": rule_since, "pop909_mix_since": mix_since,
-                          **hardware_record(device)}, best_nll, history)
+                          "instruments_since": instruments_since, **hardware_record(device)}, best_nll, history)
 
 
 def write_weights(out: Path, config: MusicTrainConfig, model_config: Drum2MusicConfig, state: dict[str, Any],
@@ -398,7 +405,9 @@ def write_weights(out: Path, config: MusicTrainConfig, model_config: Drum2MusicC
                        if config.use_pop909 else None),
             "train_songs": len(data.train), "pop909_songs": len(data.pop909),
             "validation_songs": len(data.validation),
-            "train_bars": {inst: sum(len(s.notes) for s in data.train if s.instrument == inst) for inst in INSTRUMENTS},
+            "instruments": list(config.instruments),
+            "train_bars": {inst: sum(len(s.notes) for s in data.train if s.instrument == inst)
+                           for inst in config.instruments},
             "pop909_bars": sum(len(s.notes) for s in data.pop909),
             "augmentation": {"transpose": config.transpose, "tempo_scale": list(config.tempo_scale)},
         },
@@ -418,14 +427,16 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Path
     ``last``, the weights of its last step instead (for a fine-tune whose aim the validation NLL does not
     measure; the manifest says which)."""
     state = load_checkpoint(checkpoint)
-    config = MusicTrainConfig(**{**state["config"]["train"],
-                                 "tempo_scale": tuple(state["config"]["train"]["tempo_scale"])})
+    train = state["config"]["train"]
+    config = MusicTrainConfig(**{**train, "tempo_scale": tuple(train["tempo_scale"]),
+                                 "instruments": tuple(train.get("instruments", INSTRUMENTS))})
     model_config = Drum2MusicConfig.from_dict(state["config"]["model"])
     extra = state["extra"]
     best = state["model"] if last or extra["best_state"] is None else extra["best_state"]
     run = {"steps_run": int(state["step"]), "tokens_seen": int(extra["tokens_seen"]),
            "segment_rule_since": int(extra.get("segment_rule_since", 0)),
            "pop909_mix_since": int(extra.get("pop909_mix_since", 0)),
+           "instruments_since": int(extra.get("instruments_since", 0)),
            "seconds": round(float(extra["elapsed_s"]), 1), "checkpoint": str(checkpoint),
            "weights_from": "last step" if last else "best validation NLL",
            **extra.get("hardware", hardware_record(torch.device("cpu")))}

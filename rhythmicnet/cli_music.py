@@ -60,7 +60,7 @@ def add_music_command(sub: argparse._SubParsersAction) -> None:
 def _run_music(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from rhythmicnet.models.drum2music import Drum2Music, drum_bars_from_grid, has_music_model
+    from rhythmicnet.models.drum2music import Drum2Music, drum_bars_from_grid, music_model_name
     from rhythmicnet.offline.drum_midi import read_midi_file
     from rhythmicnet.offline.music_midi import write_music_midi
 
@@ -68,7 +68,7 @@ def _run_music(args: argparse.Namespace) -> int:
         raise InputError(f"--program must lie in 0..127, got {args.program}")
     sampling = _sampling(args, args.seed)
     weights = _weights_dir(args)
-    if not has_music_model(weights):
+    if music_model_name(weights, args.instrument) is None:
         raise WeightsError(f"{weights}: no Drum2Music weights (drum2music.json + drum2music.pt)")
     grid = read_midi_file(args.drums).padded_to_bars()
     if not grid.hits.any():
@@ -96,7 +96,14 @@ def add_train_music(models: argparse._SubParsersAction) -> None:
                    help="where the weights go (default: the package's models/weights)")
     m.add_argument("--name", default=None,
                    help="weights name (default: drum2music, drum2music_no_pop909 with --no-pop909, "
-                        "drum2music_no_memory with --no-memory)")
+                        "drum2music_no_memory with --no-memory; _<instrument> appended with --instrument "
+                        "piano|guitar)")
+    m.add_argument("--instrument", choices=["piano", "guitar", "both"], default="both",
+                   help="learn from the multitrack parts of this instrument only (POP909 counts as piano), "
+                        "e.g. to fine-tune a copy of the shared model for one instrument from its checkpoint "
+                        "(--checkpoint --resume); default: both, one model with an instrument embedding. "
+                        "Weights are named drum2music_<instrument> then, and Drum2Music loads them for that "
+                        "instrument in place of the shared drum2music")
     m.add_argument("--no-memory", action="store_true",
                    help="the paper's ablation: a separate model trained with its segment memory switched off")
     m.add_argument("--no-pop909", action="store_true", help="train on the multitrack set only (no POP909 pretraining)")
@@ -132,18 +139,22 @@ def add_train_music(models: argparse._SubParsersAction) -> None:
 
 
 def _run_train_music(args: argparse.Namespace) -> int:
+    from rhythmicnet.models.music_transformer import INSTRUMENTS
     from rhythmicnet.models.weights import WEIGHTS_DIR
     from rhythmicnet.offline.train_music import MusicTrainConfig, train_music
 
+    instruments = INSTRUMENTS if args.instrument == "both" else (args.instrument,)
     name = args.name or ("drum2music_no_memory" if args.no_memory else
                          "drum2music_no_pop909" if args.no_pop909 else "drum2music")
+    if args.name is None and args.instrument != "both":
+        name += f"_{args.instrument}"
     cfg = MusicTrainConfig(name=name, mem_len=0 if args.no_memory else 256, use_pop909=not args.no_pop909,
                            max_minutes=args.minutes, steps=args.steps, batch_size=args.batch_size,
                            d_model=args.d_model, d_ff=4 * args.d_model, seed=args.seed, threads=args.threads,
                            device=args.device, val_every=args.val_every, limit_songs=args.limit_songs, lr=args.lr,
                            warmup_steps=args.warmup_steps, min_playing_fraction=args.min_playing,
                            first_bar_plays=not args.first_bar_may_rest, pop909_drums=args.pop909_drums,
-                           pop909_fine_share=args.pop909_share)
+                           pop909_fine_share=args.pop909_share, instruments=instruments)
     out = args.output or WEIGHTS_DIR
     m = train_music(out, config=cfg, checkpoint=args.checkpoint, resume=args.resume, progress=not args.quiet)
     t = m["training"]

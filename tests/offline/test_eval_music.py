@@ -8,6 +8,7 @@ from rhythmicnet.models.music_transformer import Drum2MusicConfig, Drum2MusicMod
 from rhythmicnet.models.remi import BarNote
 from rhythmicnet.offline import music_dataset as md
 from rhythmicnet.offline.eval_music import (
+    best_fixed_histogram,
     bootstrap_ci,
     evaluate_music,
     format_table,
@@ -43,6 +44,22 @@ def test_statistics_on_a_hand_checked_part():
     assert m == pytest.approx(2.0) and lo <= m <= hi
 
 
+def test_best_fixed_histogram_is_the_highest_mean_overlap():
+    a, b = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    best, h = best_fixed_histogram([a, a, b])
+    assert best == pytest.approx(2 / 3) and h == pytest.approx(a)  # all mass on the majority's bin
+    best, _ = best_fixed_histogram([a, b, np.zeros(3)])  # an empty histogram is skipped
+    assert best == pytest.approx(0.5)
+    # no histogram, random or one of the parts, does better on real-looking histograms
+    rng = np.random.default_rng(0)
+    q = rng.dirichlet(np.full(12, 0.3), size=20)
+    best, h = best_fixed_histogram(list(q))
+    assert h.sum() == pytest.approx(1) and (h >= 0).all()
+    assert best == pytest.approx(np.mean([histogram_overlap(h, x) for x in q]))
+    for cand in [*q, *rng.dirichlet(np.ones(12), size=200)]:
+        assert np.mean([histogram_overlap(cand, x) for x in q]) <= best + 1e-9
+
+
 def test_evaluate_music_runs_on_real_segments_with_a_tiny_model(tmp_path):
     try:
         root = md.find_multitrack_root()
@@ -71,6 +88,8 @@ def test_evaluate_music_runs_on_real_segments_with_a_tiny_model(tmp_path):
     assert r["coupling_kick_snare_real"] <= r["coupling_real"] + 1e-9  # kick/snare onsets are a subset
     assert r["coupling_kick_snare_real_mismatched"] <= r["coupling_real_mismatched"] + 1e-9
     assert 0 <= r["coupling_real_mismatched"] <= 1
+    for k in ("pch_oa_real_mismatched", "nlh_oa_real_mismatched", "pch_oa_best_fixed", "nlh_oa_best_fixed"):
+        assert 0 <= r[k] <= 1
     # the ablation folder holds the same two models: the same figures from the same segments and seeds
     assert set(r["ablation"]) == {"drum2music", "drum2music_no_memory"}
     assert r["ablation"]["drum2music"]["nll"] == pytest.approx(r["nll_memory"])

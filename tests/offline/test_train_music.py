@@ -8,6 +8,7 @@ import mido
 import pytest
 
 from rhythmicnet.cli import main
+from rhythmicnet.errors import WeightsError
 from rhythmicnet.offline import music_dataset as md
 from rhythmicnet.offline.train_music import MusicData, MusicTrainConfig, batch_tensors, train_music
 
@@ -241,3 +242,54 @@ def test_resuming_under_another_pop909_mix_starts_the_best_weights_anew(tiny_run
     assert "Rhythm2Drum" in m["data"]["pop909"]
 
 
+
+
+def test_fine_tuning_a_copy_for_one_instrument(tiny_run, tmp_path):
+    """Resuming the shared model's checkpoint for the guitar only: the best weights start anew, the
+    weights are named for the guitar, and Drum2Music plays the guitar with them, the piano with the
+    shared model."""
+    import torch
+
+    from rhythmicnet.models.drum2music import Drum2Music, music_model_name
+    from rhythmicnet.offline.training import load_checkpoint
+    out, _, data = tiny_run
+    cfg = MusicTrainConfig(name="drum2music_guitar", d_model=32, d_ff=64, batch_size=2, segment_bars=4, steps=4,
+                           val_every=2, use_pop909=False, max_bar_len=48, max_drum_len=48, threads=1, warmup_steps=1,
+                           instruments=("guitar",))
+    ckpt = tmp_path / "drum2music_guitar.ckpt"
+    state = load_checkpoint(out / "drum2music.ckpt")
+    state["extra"]["best_nll"] = 0.001  # unbeatable: kept, unless the new instruments restart the selection
+    torch.save(state, ckpt)
+    guitar_only = MusicData(train=[s for s in data.train if s.instrument == "guitar"], pop909=[],
+                            validation=[s for s in data.train if s.instrument == "guitar"])
+    m = train_music(tmp_path, config=cfg, checkpoint=ckpt, resume=True, progress=False, data=guitar_only)
+    assert m["validation_nll"] > 0.001 and m["training"]["instruments_since"] == 3
+    assert m["data"]["instruments"] == ["guitar"] and set(m["data"]["train_bars"]) == {"guitar"}
+    assert load_checkpoint(ckpt)["extra"]["instruments"] == ["guitar"]
+
+    assert music_model_name(tmp_path, "guitar") == "drum2music_guitar"
+    assert music_model_name(tmp_path, "piano") is None  # the guitar copy does not play the piano
+    with pytest.raises(WeightsError, match="trained for guitar only"):
+        Drum2Music.load(tmp_path, "piano", name="drum2music_guitar")
+    for f in ("drum2music.pt", "drum2music.json"):
+        (tmp_path / f).write_bytes((out / f).read_bytes())
+    assert Drum2Music.load(tmp_path, "guitar").name == "drum2music_guitar"
+    assert Drum2Music.load(tmp_path, "piano").name == "drum2music"
+
+
+def test_train_music_instrument_flag_names_the_weights(config_of):
+    cfg = config_of("--instrument", "guitar")
+    assert cfg.instruments == ("guitar",) and cfg.name == "drum2music_guitar"
+    assert config_of().instruments == ("piano", "guitar") and config_of().name == "drum2music"
+    assert config_of("--instrument", "piano", "--no-memory").name == "drum2music_no_memory_piano"
+
+
+def test_load_data_keeps_the_runs_instruments():
+    try:
+        md.find_multitrack_root()
+    except Exception:  # noqa: BLE001
+        pytest.skip("../shared/data/multitrack_midi is not there")
+    from rhythmicnet.offline.train_music import load_data
+    data = load_data(MusicTrainConfig(instruments=("guitar",), limit_songs=2))
+    assert data.train and {s.instrument for s in data.train + data.validation} == {"guitar"}
+    assert data.pop909 == []  # POP909 is piano
