@@ -12,6 +12,9 @@ decoder input. Piano and guitar share nearly all of what they learn (following d
 durations), the guitar data is small, and POP909's piano can then help the guitar too; one model
 also halves the training budget of the three runs (shipped / without POP909 / no memory). At
 generation a pitch range per instrument (piano 21-108, guitar 40-88) is part of the grammar mask.
+A copy of the shared model can be fine-tuned for one instrument (``train music --instrument``,
+weights ``drum2music_<instrument>``): the piano ships such a copy, fine-tuned with more POP909
+than the guitar can take (see ``offline/train_music.py``); the guitar plays the shared model.
 
 Generation samples token by token with cached keys/values (:class:`BarDecoder`), temperature and
 top-k (reference defaults 1.2 and 5), under :class:`~.remi.RemiGrammar`, so every bar is valid REMI.

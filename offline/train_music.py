@@ -19,6 +19,12 @@ both instruments (an instrument embedding on the decoder input; see ``models/mus
   stresses (``offline/pop909_drums.py``), and after pretraining a ``pop909_fine_share`` of the
   segments still comes from them: the freedoom piano alone is sparse (3.5 pitches a bar, 1 s between
   onsets), and a model fine-tuned on it alone wrote sparse piano for dense songs.
+* ``instruments`` (``--instrument piano|guitar``) keeps one instrument's multitrack parts (and
+  validation set; POP909 only with the piano). Resumed from a copy of the shared model's checkpoint,
+  it fine-tunes that copy for the one instrument (``drum2music_<instrument>``, which
+  :class:`~rhythmicnet.models.drum2music.Drum2Music` then prefers for it): the two instruments want
+  different POP909 shares (the piano's evaluation songs are as dense as POP909, the guitar's as
+  sparse as freedoom), which one shared model cannot have.
 * Bars are padded per batch to the longest bar in it (at most ``max_bar_len`` tokens).
 * Validation: NLL (nats per decoder token) on the permissive validation split, every
   ``val_every`` steps; the best weights are kept. Checkpoints are atomic and ``--resume`` continues

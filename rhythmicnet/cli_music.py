@@ -91,7 +91,7 @@ def add_train_music(models: argparse._SubParsersAction) -> None:
         "music", help="Drum2Music: Transformer-XL over REMI bars (multitrack MIDI + POP909)",
         description="Train Drum2Music on the multitrack set's permissive files (drums -> piano/guitar pairs) with "
                     "POP909 piano pretraining, and write <name>.pt + <name>.json to OUTDIR. One model serves both "
-                    "instruments.")
+                    "instruments; --instrument fine-tunes a copy of it for one.")
     m.add_argument("-o", "--output", type=Path, default=None, metavar="OUTDIR",
                    help="where the weights go (default: the package's models/weights)")
     m.add_argument("--name", default=None,
