@@ -308,6 +308,7 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
     mismatched = [np.resize(gen_drums[m], (len(gen[k]), 9, 16)) for k, m in enumerate(mismatch)]
     return _flatten_intervals({
         "instrument": instrument,
+        "model": d2m.name,
         "program": d2m.program,
         "pc_per_bar": stat(pitch_count_per_bar, gen),
         "pitch_interval": stat(pitch_interval, gen),
@@ -367,7 +368,8 @@ def format_table(r: dict[str, Any]) -> str:
         return f"{rec[key]:.2f} [{lo:.2f}, {hi:.2f}]"
 
     lines = [
-        f"Drum2Music, {inst} (GM program {r['program']}) — multitrack validation + test splits, "
+        f"Drum2Music, {inst} ({r.get('model', 'drum2music')}, GM program {r['program']}) — multitrack validation + "
+        f"test splits, "
         f"{r['n_segments']} segments of 16 bars, {r['n_bars']} bars; mean [bootstrap 95 % interval]",
         f"{'row':<24}{'PC/bar':>22}{'PI':>22}{'IOI (s)':>22}",
         f"{'paper: dataset':<24}{paper['dataset'][0]:>22.2f}{paper['dataset'][1]:>22.2f}{paper['dataset'][2]:>22.2f}",

@@ -78,7 +78,7 @@ def test_evaluate_music_runs_on_real_segments_with_a_tiny_model(tmp_path):
     for key in ("instrument", "pc_per_bar", "pitch_interval", "ioi", "pch_oa", "nlh_oa", "nll_memory",
                 "nll_no_memory", "n_bars", "dataset"):
         assert key in r
-    assert r["n_bars"] == 12 and r["n_segments"] == 3
+    assert r["n_bars"] == 12 and r["n_segments"] == 3 and r["model"] == "drum2music"
     assert r["nll_memory"] > 0 and r["nll_no_memory"] > 0
     assert set(r["dataset"]) >= {"pc_per_bar", "pitch_interval", "ioi"}
     assert r["ms_per_bar"]["median"] > 0
