@@ -368,9 +368,8 @@ def format_table(r: dict[str, Any]) -> str:
         return f"{rec[key]:.2f} [{lo:.2f}, {hi:.2f}]"
 
     lines = [
-        f"Drum2Music, {inst} ({r.get('model', 'drum2music')}, GM program {r['program']}) — multitrack validation + "
-        f"test splits, "
-        f"{r['n_segments']} segments of 16 bars, {r['n_bars']} bars; mean [bootstrap 95 % interval]",
+        f"Drum2Music, {inst} ({r.get('model', 'drum2music')}, GM program {r['program']}) — multitrack validation "
+        f"+ test splits, {r['n_segments']} segments of 16 bars, {r['n_bars']} bars; mean [bootstrap 95 % interval]",
         f"{'row':<24}{'PC/bar':>22}{'PI':>22}{'IOI (s)':>22}",
         f"{'paper: dataset':<24}{paper['dataset'][0]:>22.2f}{paper['dataset'][1]:>22.2f}{paper['dataset'][2]:>22.2f}",
         f"{'paper: RhythmicNet':<24}{paper['model'][0]:>22.2f}{paper['model'][1]:>22.2f}{paper['model'][2]:>22.2f}",

@@ -177,6 +177,20 @@ def pop909_mix(config: MusicTrainConfig) -> dict[str, Any]:
 NO_POP909_PAIRS = {"pop909_drums": False, "pop909_fine_share": 0.0}
 
 
+def recipe_settings(config: MusicTrainConfig) -> dict[str, tuple[Any, Any]]:
+    """The settings that define a run's validation set or recipe, by checkpoint key: (``config``'s value,
+    the value of a run from before the key existed). When one changes on resume, the best weights so
+    far belong to the old setting and their selection starts anew; ``<key>_since`` records the step
+    from which the current value holds."""
+    return {"segment_rule": (segment_rule(config), NO_SEGMENT_RULE),
+            "pop909_mix": (pop909_mix(config), NO_POP909_PAIRS),
+            "instruments": (list(config.instruments), list(INSTRUMENTS))}
+
+
+#: the ``<key>_since`` steps of ``recipe_settings``, in checkpoints and the manifest's training record
+SINCE_KEYS = tuple(f"{k}_since" for k in recipe_settings(MusicTrainConfig()))
+
+
 def _segment(song: md.SongBars, start: int, n: int) -> md.SongBars:
     end = start + n
     return dataclasses.replace(
@@ -313,25 +327,23 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
     rng = np.random.default_rng(config.seed)
 
     step, history, best_nll, best_state, elapsed_before, tokens_seen = 0, [], float("inf"), None, 0.0, 0
-    rule_since = 0  # the step from which the segment rule (and so the validation set) holds
-    mix_since = 0  # the step from which the POP909 mix holds (best weights are chosen from there)
-    instruments_since = 0  # the step from which the run learns these instruments only
+    settings = recipe_settings(config)
+    since = dict.fromkeys(SINCE_KEYS, 0)  # the step from which each setting holds
     if resume and ckpt_path.exists():
         step, _ = resume_checkpoint(ckpt_path, model, opt)
         extra = load_checkpoint(ckpt_path)["extra"]
         history, best_nll, best_state = extra["history"], extra["best_nll"], extra["best_state"]
         elapsed_before, tokens_seen = float(extra["elapsed_s"]), int(extra["tokens_seen"])
         rng = np.random.default_rng([config.seed, step])
-        # another segment rule is another validation set; another POP909 mix another recipe, whose aim
-        # the (freedoom-only) validation NLL does not measure: either way the selection restarts
-        rule_since, rule_changed = since_on_resume(extra, "segment_rule", segment_rule(config), NO_SEGMENT_RULE,
-                                                   "segment_rule_since", step)
-        mix_since, mix_changed = since_on_resume(extra, "pop909_mix", pop909_mix(config), NO_POP909_PAIRS,
-                                                 "pop909_mix_since", step)
-        instruments_since, instruments_changed = since_on_resume(
-            extra, "instruments", list(config.instruments), list(INSTRUMENTS), "instruments_since", step)
-        if rule_changed or mix_changed or instruments_changed:
-            log.info("segment rule, POP909 mix or instruments changed at step %d: best weights start anew", step)
+        # another segment rule or instrument set is another validation set; another POP909 mix another
+        # recipe, whose aim the (freedoom-only) validation NLL does not measure: the selection restarts
+        changed = []
+        for key, (current, before) in settings.items():
+            since[f"{key}_since"], key_changed = since_on_resume(extra, key, current, before, f"{key}_since", step)
+            if key_changed:
+                changed.append(key)
+        if changed:
+            log.info("%s changed at step %d: best weights start anew", ", ".join(changed), step)
             best_nll, best_state = float("inf"), None
 
     def elapsed() -> float:
@@ -374,9 +386,7 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
             save_checkpoint(ckpt_path, model=model, optimizer=opt, step=step, epoch=0,
                             config={"train": asdict(config), "model": model.config.to_dict()},
                             extra={"history": history, "best_nll": best_nll, "best_state": best_state,
-                                   "segment_rule": segment_rule(config), "segment_rule_since": rule_since,
-                                   "pop909_mix": pop909_mix(config), "pop909_mix_since": mix_since,
-                                   "instruments": list(config.instruments), "instruments_since": instruments_since,
+                                   **{key: current for key, (current, _) in settings.items()}, **since,
                                    "elapsed_s": elapsed(), "tokens_seen": tokens_seen,
                                    "hardware": hardware_record(device)})
     bar.close()
@@ -384,8 +394,7 @@ def train_music(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: MusicT
         best_state = model.state_dict()
     return write_weights(out, config, model.config, best_state, data,
                          {"steps_run": step, "tokens_seen": tokens_seen, "seconds": round(elapsed(), 1),
-                          "segment_rule_since": rule_since, "pop909_mix_since": mix_since,
-                          "instruments_since": instruments_since, **hardware_record(device)}, best_nll, history)
+                          **since, **hardware_record(device)}, best_nll, history)
 
 
 def write_weights(out: Path, config: MusicTrainConfig, model_config: Drum2MusicConfig, state: dict[str, Any],
@@ -440,9 +449,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Path
     extra = state["extra"]
     best = state["model"] if last or extra["best_state"] is None else extra["best_state"]
     run = {"steps_run": int(state["step"]), "tokens_seen": int(extra["tokens_seen"]),
-           "segment_rule_since": int(extra.get("segment_rule_since", 0)),
-           "pop909_mix_since": int(extra.get("pop909_mix_since", 0)),
-           "instruments_since": int(extra.get("instruments_since", 0)),
+           **{k: int(extra.get(k, 0)) for k in SINCE_KEYS},
            "seconds": round(float(extra["elapsed_s"]), 1), "checkpoint": str(checkpoint),
            "weights_from": "last step" if last else "best validation NLL",
            **extra.get("hardware", hardware_record(torch.device("cpu")))}
