@@ -11,6 +11,7 @@ drums give the same part.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ import torch
 
 from rhythmicnet.errors import WeightsError
 from rhythmicnet.models.drum_grid import DrumGrid
+from rhythmicnet.models.graphs import GraphFactory, torch_graph
+from rhythmicnet.models.music_decoding import MusicMemory, decode_bar, empty_memory, music_graphs
 from rhythmicnet.models.music_transformer import (
     INSTRUMENT_PITCH_RANGE,
     INSTRUMENTS,
@@ -30,7 +33,7 @@ from rhythmicnet.models.music_transformer import (
 from rhythmicnet.models.remi import STEPS_PER_BAR, VOCAB, BarNote, DrumBar, RemiGrammar
 from rhythmicnet.models.weights import WEIGHTS_DIR, load_into, load_manifest
 
-__all__ = ["Drum2Music", "NO_MEMORY_NAME", "drum_bars_from_grid", "has_music_model", "music_model_name"]
+__all__ = ["Drum2Music", "MusicState", "NO_MEMORY_NAME", "drum_bars_from_grid", "has_music_model", "music_model_name"]
 
 #: GM programs written by default: acoustic grand piano; for guitar the manifest names the program
 #: the training data mostly has (this is the fallback when it does not).
@@ -66,12 +69,28 @@ def drum_bars_from_grid(grid: DrumGrid, tempo_bpm: float | None = None) -> list[
             for i in range(g.num_bars)]
 
 
+@dataclass(frozen=True)
+class MusicState:
+    """Drum2Music between two bars: the segment memory (backend values) and the sampler's RNG state
+    (``torch.Generator.get_state()``); nothing else, so a bar is a pure function of (state, drum bar)."""
+
+    memory: MusicMemory
+    rng: torch.Tensor
+
+    @property
+    def bars(self) -> int:
+        return self.memory.bars
+
+
 class Drum2Music:
-    """The trained Drum2Music stage for one instrument. Build with :meth:`load`."""
+    """The trained Drum2Music stage for one instrument. Build with :meth:`load`.
+
+    ``graphs`` is the backend: :func:`~.graphs.torch_graph` (default) or ``export``'s ONNX factory.
+    """
 
     def __init__(self, model: Drum2MusicModel, instrument: str = "piano", *, program: int | None = None,
                  sampling: SamplingConfig = DEFAULT_SAMPLING, manifest: dict[str, Any] | None = None,
-                 name: str = "drum2music") -> None:
+                 name: str = "drum2music", graphs: GraphFactory = torch_graph) -> None:
         if instrument not in INSTRUMENTS:
             raise ValueError(f"instrument is one of {INSTRUMENTS}, got {instrument!r}")
         self.model = model.eval()
@@ -84,11 +103,14 @@ class Drum2Music:
         self.sampling = sampling
         c = model.config
         self.grammar = RemiGrammar(c.max_bar_len, INSTRUMENT_PITCH_RANGE[instrument])
+        self.graphs = music_graphs(model, graphs, name)
+        self.backend = self.graphs.step.backend
         self.reset()
 
     @classmethod
     def load(cls, weights_dir: str | Path = WEIGHTS_DIR, instrument: str = "piano", *, program: int | None = None,
-             sampling: SamplingConfig = DEFAULT_SAMPLING, name: str | None = None) -> Drum2Music:
+             sampling: SamplingConfig = DEFAULT_SAMPLING, name: str | None = None,
+             graphs: GraphFactory = torch_graph) -> Drum2Music:
         """Load ``<name>.json`` + ``<name>.pt`` from ``weights_dir`` (default: :func:`music_model_name`'s
         choice for ``instrument``)."""
         d = Path(weights_dir)
@@ -103,27 +125,44 @@ class Drum2Music:
             raise WeightsError(f"{d / name}.json: corrupt weights manifest ({e})") from e
         model = Drum2MusicModel(config)
         load_into(model, d / f"{name}.pt")
-        return cls(model, instrument, program=program, sampling=sampling, manifest=manifest, name=name)
+        return cls(model, instrument, program=program, sampling=sampling, manifest=manifest, name=name, graphs=graphs)
+
+    def initial_state(self, seed: int | None = None) -> MusicState:
+        """The state of a new piece: empty memory, the sampler seeded with ``seed`` or the sampling config's."""
+        s = seed if seed is not None else self.sampling.seed
+        generator = torch.Generator()
+        if s is None:
+            generator.seed()
+        else:
+            generator.manual_seed(int(s))
+        return MusicState(empty_memory(self.model), generator.get_state())
+
+    def step(self, state: MusicState, drum_bar: DrumBar) -> tuple[list[int], MusicState]:
+        """The instrument bar (REMI tokens ``Bar .. EndBar``) that goes with ``drum_bar``, and the state after
+        it. Pure: ``state`` is not changed, and the same state and bar give the same tokens."""
+        drums = encode_drum_bars([drum_bar], self.model.config.max_drum_len).numpy()
+        generator = torch.Generator()
+        generator.set_state(state.rng)
+        tokens, memory = decode_bar(self.graphs, drums, self.instrument_id, state.memory, self.grammar,
+                                    self.sampling, generator)
+        return tokens, MusicState(memory, generator.get_state())
 
     def reset(self, seed: int | None = None) -> None:
         """Forget the memory (a new piece); reseed the sampler (``seed`` or the sampling config's)."""
-        self.memory = self.model.initial_memory(1)
-        s = seed if seed is not None else self.sampling.seed
-        self.generator = torch.Generator()
-        if s is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(int(s))
-        self.tokens: list[list[int]] = []
+        self.state = self.initial_state(seed)
 
-    @torch.no_grad()
     def next_bar(self, drum_bar: DrumBar) -> list[BarNote]:
         """The instrument notes of the bar that goes with ``drum_bar``; the memory moves on by one bar."""
-        drums = encode_drum_bars([drum_bar], self.model.config.max_drum_len)
-        tokens, self.memory = self.model.generate_bar(drums, self.instrument_id, self.memory, self.grammar,
-                                                      self.sampling, self.generator)
-        self.tokens.append(tokens)
+        tokens, self.state = self.step(self.state, drum_bar)
         return VOCAB.decode_notes(tokens)
+
+    def process_online(self, drum_bar: DrumBar) -> list[BarNote]:
+        """Streaming contract: one bar with the kept state (= :meth:`next_bar`)."""
+        return self.next_bar(drum_bar)
+
+    def process_offline(self, drum_bars: Sequence[DrumBar]) -> list[list[BarNote]]:
+        """Streaming contract: every bar from a fresh state (= :meth:`generate`)."""
+        return self.generate(drum_bars)
 
     def generate(self, drum_bars: Sequence[DrumBar], *, progress: Any = None) -> list[list[BarNote]]:
         """All bars from a fresh memory (``reset`` first, same seed): one list of notes per drum bar.

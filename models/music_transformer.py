@@ -16,7 +16,8 @@ A copy of the shared model can be fine-tuned for one instrument (``train music -
 weights ``drum2music_<instrument>``): the piano ships such a copy, fine-tuned with more POP909
 than the guitar can take (see ``offline/train_music.py``); the guitar plays the shared model.
 
-Generation samples token by token with cached keys/values (:class:`BarDecoder`), temperature and
+Generation samples token by token with cached keys/values (the fixed-shape step graphs of
+:mod:`~.step_graphs`, run by :func:`~.music_decoding.decode_bar`), temperature and
 top-k (reference defaults 1.2 and 5), under :class:`~.remi.RemiGrammar`, so every bar is valid REMI.
 :meth:`Drum2MusicModel.generate_bar_full` recomputes the whole prefix at every token: the tests
 check that both give the same tokens for the same seed.
@@ -244,89 +245,33 @@ class Drum2MusicModel(nn.Module):
 
     def generate_bar(self, drum_tokens: Tensor, instrument: int, memory: BarMemory, grammar: RemiGrammar,
                      sampling: SamplingConfig, generator: torch.Generator) -> tuple[list[int], BarMemory]:
-        """Incremental generation (batch 1): one decoder step per token with cached keys/values."""
-        context, ctx_valid, enc_mem, enc_valid = self.encode_bar(drum_tokens, memory)
-        dec = BarDecoder(self, instrument, context, ctx_valid, memory)
-        grammar.reset(must_play=sampling.first_bar_plays and memory.bars == 0)
-        grammar.advance(VOCAB.bar)
-        tokens = [VOCAB.bar]
-        logits = dec.step(VOCAB.bar)
-        while True:
-            t = sample_token(logits, grammar.allowed(), sampling, generator)
-            grammar.advance(t)
-            tokens.append(t)
-            if t == VOCAB.end_bar:
-                break
-            logits = dec.step(t)
-        dec_mem, dec_valid = dec.memory()
-        return tokens, BarMemory(enc_mem, enc_valid, dec_mem, dec_valid, memory.bars + 1)
+        """Incremental generation (batch 1), one decoder step per token: the step graphs of
+        :mod:`~.step_graphs` run by torch through :func:`~.music_decoding.decode_bar` (the loop every
+        backend runs), with the memory converted from and to :class:`BarMemory`."""
+        from rhythmicnet.models.music_decoding import MusicMemory, decode_bar, music_graphs
 
+        slots = max(self.config.mem_len, 1)
 
-class BarDecoder:
-    """Decoder state inside one bar (batch 1): one token per :meth:`step`.
+        def stacked(mems: list[Tensor], valid: Tensor) -> tuple[Tensor, Tensor]:
+            x = torch.stack(mems)  # (N, 1, mem_len, D)
+            if x.shape[2] < slots:  # no memory: one slot that is never valid
+                x = torch.cat([x.new_zeros(x.shape[0], 1, slots - x.shape[2], x.shape[3]), x], dim=2)
+                valid = torch.cat([valid.new_zeros(1, slots - valid.shape[1]), valid], dim=1)
+            return x, valid
 
-    Keys and values live in preallocated buffers ``[memory, bar]`` per layer (no re-concatenation per
-    token), and the projected relative-position vectors of every distance a bar can need are computed
-    once per bar, so a step is a handful of small matrix products per layer.
-    """
+        def listed(x: Tensor, valid: Tensor) -> tuple[list[Tensor], Tensor]:
+            keep = self.config.mem_len
+            x, valid = x[:, :, x.shape[2] - keep :], valid[:, valid.shape[1] - keep :]
+            return list(x.unbind(0)), valid
 
-    def __init__(self, model: Drum2MusicModel, instrument: int, context: Tensor, context_valid: Tensor,
-                 memory: BarMemory) -> None:
-        self.model, self.memory_in = model, memory
-        c = model.config
-        self.mem_len, self.max_len = c.mem_len, c.max_bar_len
-        self.instrument = torch.tensor([instrument])
-        self.ctx_valid = context_valid
-        self.layers = model.decoder_layers()
-        self.cross_kv = [layer.cross.project_kv(context) for layer in self.layers]
-        n = self.mem_len + self.max_len
-        # rows in decreasing distance (n-1 .. 0), so the last n rows serve n keys without a flip
-        self.r = [layer.attn.relative_table(n).flip(0) for layer in self.layers]
-        self.k: list[Tensor] = []
-        self.v: list[Tensor] = []
-        for layer, mem in zip(self.layers, memory.dec, strict=True):
-            k_m, v_m = layer.attn.project_kv(layer.ln1(mem))
-            k = k_m.new_zeros(1, k_m.shape[1], n, k_m.shape[3])
-            v = torch.zeros_like(k)
-            k[:, :, : self.mem_len], v[:, :, : self.mem_len] = k_m, v_m
-            self.k.append(k)
-            self.v.append(v)
-        self.allowed = torch.cat([memory.dec_valid, torch.ones(1, self.max_len, dtype=torch.bool)], 1)[:, None, :]
-        self.inputs: list[list[Tensor]] = [[] for _ in self.layers]
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self, token: int) -> Tensor:
-        """Feed one token; returns the logits of the next one, (V,)."""
-        if self.t >= self.max_len:
-            raise ValueError(f"a bar holds at most {self.max_len} tokens")
-        m = self.model
-        x = m._decoder_input(torch.tensor([[token]]), self.instrument)  # (1, 1, D)
-        n = self.mem_len + self.t + 1  # keys: the memory slots and this bar's tokens so far
-        allowed = self.allowed[:, :, :n]
-        for i, layer in enumerate(self.layers):
-            self.inputs[i].append(x)
-            attn = layer.attn
-            a = layer.ln1(x)
-            q, k, v = attn.qkv(a).split(a.shape[-1], dim=-1)
-            self.k[i][:, :, n - 1] = attn._heads(k)[:, :, 0]
-            self.v[i][:, :, n - 1] = attn._heads(v)[:, :, 0]
-            # key j sits at distance (n - 1 - j) from this query
-            r = self.r[i][self.r[i].shape[0] - n :]
-            x = x + attn.attend_step(attn._heads(q), self.k[i][:, :, :n], self.v[i][:, :, :n], r, allowed)
-            x = layer.finish(x, self.cross_kv[i], self.ctx_valid)
-        self.t += 1
-        return m.head(m.dec_norm(x))[0, 0]
-
-    def memory(self) -> tuple[list[Tensor], Tensor]:
-        """The decoder memory after this bar (its fed tokens appended)."""
-        mems, valid = [], self.memory_in.dec_valid
-        for i, mem in enumerate(self.memory_in.dec):
-            h = torch.cat(self.inputs[i], dim=1)
-            new, valid = update_memory(mem, self.memory_in.dec_valid, h, torch.ones(h.shape[:2], dtype=torch.bool),
-                                       self.model.config.mem_len)
-            mems.append(new)
-        return mems, valid
+        graphs = music_graphs(self)  # per call: the step graph's position tables follow the current weights
+        enc, enc_valid = stacked(memory.enc, memory.enc_valid)
+        dec, dec_valid = stacked(memory.dec, memory.dec_valid)
+        tokens, new = decode_bar(graphs, drum_tokens.numpy(), instrument,
+                                 MusicMemory(enc, enc_valid, dec, dec_valid, memory.bars), grammar, sampling, generator)
+        enc_l, enc_v = listed(new.enc, new.enc_valid)
+        dec_l, dec_v = listed(new.dec, new.dec_valid)
+        return tokens, BarMemory(enc_l, enc_v, dec_l, dec_v, new.bars)
 
 
 def sample_token(logits: Tensor, allowed: Any, sampling: SamplingConfig, generator: torch.Generator) -> int:

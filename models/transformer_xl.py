@@ -95,15 +95,18 @@ class RelativeSelfAttention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, self.h, self.dh).transpose(1, 2)
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, q_pos: Tensor, k_pos: Tensor, allowed: Tensor) -> Tensor:
-        """Scores and weighted sum.
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mem_len: int, allowed: Tensor) -> Tensor:
+        """Scores and weighted sum over keys ``[memory, segment]``.
 
-        q (B, H, Lq, dh); k, v (B, H, Lk, dh); q_pos (Lq,), k_pos (Lk,) integer positions;
-        allowed (B, Lq, Lk) or broadcastable bool. Returns (B, Lq, D).
+        q (B, H, L, dh) the segment's queries (positions 0..L-1); k, v (B, H, mem_len + L, dh) at positions
+        ``-mem_len .. L-1``; allowed (B, L, mem_len + L) or broadcastable bool. Returns (B, L, D).
+        The distance range comes from the shapes (no tensor read), so the graph traces with static shapes.
         """
-        dist = q_pos[:, None] - k_pos[None, :]  # (Lq, Lk)
-        d_min = int(dist.min())
-        n_dist = int(dist.max()) - d_min + 1
+        seg = q.shape[2]
+        q_pos = torch.arange(seg, device=q.device)
+        dist = q_pos[:, None] - key_positions(mem_len, seg, q.device)[None, :]  # (L, mem_len + L)
+        d_min = 1 - seg
+        n_dist = seg - 1 + mem_len - d_min + 1
         r = self.r_proj(sinusoid(torch.arange(d_min, d_min + n_dist, device=q.device), q.shape[1] * q.shape[-1]))
         r = r.view(n_dist, self.h, self.dh)
         content = torch.einsum("bhqd,bhkd->bhqk", q + self.u[None, :, None, :], k)
@@ -150,8 +153,7 @@ class RelativeSelfAttention(nn.Module):
         if causal:
             future = torch.ones(seg, seg, dtype=torch.bool, device=x.device).triu(1)
             allowed = allowed & ~F.pad(future, (m, 0))[None]
-        q_pos = torch.arange(seg, device=x.device)
-        return self.attend(self._heads(q), k, v, q_pos, key_positions(m, seg, x.device), allowed)
+        return self.attend(self._heads(q), k, v, m, allowed)
 
 
 class CrossAttention(nn.Module):
