@@ -15,6 +15,8 @@ static-shape contract (a data-dependent branch is an export error, not a silentl
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import inspect
 import io
 import json
 import logging
@@ -36,9 +38,28 @@ OPSET = 18
 EXPORTER = f"torch.onnx.export(dynamo=True) torch {torch.__version__}"
 
 
+def code_hash(module: GraphModule) -> str:
+    """SHA-256 (16 hex) of the source files of every class in ``module`` (the graph wrapper, the network and its
+    layers): a graph exported before the code changed is stale even when the weights are the same."""
+    files = sorted({inspect.getsourcefile(type(m)) or "" for m in module.modules()})
+    h = hashlib.sha256()
+    for f in files:
+        if f:
+            h.update(Path(f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def graph_key(module: GraphModule) -> str:
+    """What an exported graph depends on: weights, code, opset, exporter (8 hex)."""
+    parts = f"{weights_hash(module)} {code_hash(module)} {OPSET} {EXPORTER}"
+    return hashlib.sha256(parts.encode()).hexdigest()[:8]
+
+
 def graph_file(module: GraphModule) -> str:
-    """File name of a module's graph: ``<weights name>.<graph name>.onnx``."""
-    return f"{module.source}.{module.spec.name}.onnx"
+    """File name of a module's graph: ``<weights name>.<graph name>.<graph_key>.onnx``. The key is in the
+    name because two folders can hold weights of one name (the shipped ``drum2music`` and the
+    ablation's): each keeps its own graph instead of re-exporting over the other's."""
+    return f"{module.source}.{module.spec.name}.{graph_key(module)}.onnx"
 
 
 def _dtype_name(t: torch.Tensor) -> str:
@@ -77,6 +98,7 @@ def export_graph(module: GraphModule, path: str | os.PathLike[str]) -> dict[str,
         "file": path.name,
         "source": module.source,
         "weights_sha256_16": weights_hash(module),
+        "code_sha256_16": code_hash(module),
         "inputs": _describe(spec.inputs, args, dyn_names),
         "outputs": _describe(spec.outputs, outs, {}),
         "kept": list(spec.kept),

@@ -179,8 +179,6 @@ class OrtGraph:
                 value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value), device, 0)
             keep_alive.append(value)
             binding.bind_ortvalue_input(name, value)
-        for name in self.spec.outputs:
-            binding.bind_output(name, "cuda" if (self.on_gpu and name in self._kept) else "cpu")
         outputs = self.spec.outputs
         kept = self._kept if self.on_gpu else set()
 
@@ -190,6 +188,10 @@ class OrtGraph:
                     binding.bind_ortvalue_input(name, value)
                 else:
                     binding.bind_cpu_input(name, np.ascontiguousarray(value))
+            # outputs bound anew each run: ORT then allocates fresh buffers, so an output fed back as the
+            # next input (the state) is never overwritten while it is read
+            for name in outputs:
+                binding.bind_output(name, "cuda" if (self.on_gpu and name in self._kept) else "cpu")
             self.session.run_with_iobinding(binding)
             values = binding.get_outputs()
             return {n: (v if n in kept else v.numpy()) for n, v in zip(outputs, values, strict=True)}

@@ -147,7 +147,7 @@ def check_feature_batch(x: Any, mask: Any, in_channels: int) -> tuple[int, int]:
     """Validate a model input batch: x (B, T, 17, C) with T >= 1, mask None or (B, T). Returns (B, T)."""
     if x.dim() != 4 or tuple(x.shape[2:]) != (NUM_JOINTS, in_channels):
         raise ValueError(f"x must be (batch, frames, {NUM_JOINTS}, {in_channels}), got {tuple(x.shape)}")
-    b, t = int(x.shape[0]), int(x.shape[1])
+    b, t = x.shape[0], x.shape[1]  # not int(): a symbolic length stays symbolic when exported (dynamic frames)
     if t == 0:
         raise ValueError("x has no frames")
     if mask is not None and tuple(mask.shape) != (b, t):

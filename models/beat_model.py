@@ -18,7 +18,9 @@ import torch
 from rhythmicnet.errors import WeightsError
 from rhythmicnet.models.beat_features import beat_input_features
 from rhythmicnet.models.beat_net import BeatNet, BeatNetConfig
+from rhythmicnet.models.graphs import GraphFactory, torch_graph
 from rhythmicnet.models.keypoints import MODEL_FPS
+from rhythmicnet.models.step_graphs import BeatWindowGraph
 from rhythmicnet.models.tcn_beat import TCNBeat, TCNBeatConfig
 from rhythmicnet.models.weights import WEIGHTS_DIR, load_into, load_manifest
 
@@ -65,17 +67,28 @@ def has_beat_model(name: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR)
 class LearnedBeatModel:
     """Beat and downbeat activations of a clip. Shapes: (T, 17, 2) normalised keypoints, (T, 17) -> (T,), (T,)."""
 
-    def __init__(self, model: torch.nn.Module, name: str = "full") -> None:
+    def __init__(self, model: torch.nn.Module, name: str = "full", graphs: GraphFactory | None = None) -> None:
         self.model = model.eval()
         self.name = name
+        # The window graph (torch eager or ONNX Runtime) where the model has one; the TCN baseline and the
+        # absolute-position ablation rows run as torch modules.
+        cfg = getattr(model, "config", None)
+        windowed = isinstance(model, BeatNet) and (cfg.use_rel_attn or not cfg.use_transformer)  # type: ignore[union-attr]
+        self.graph = (graphs or torch_graph)(BeatWindowGraph(model, f"beat_{name}")) if windowed else None  # type: ignore[arg-type]
 
     @classmethod
-    def load(cls, name: str = "full", weights_dir: str | os.PathLike[str] = WEIGHTS_DIR) -> LearnedBeatModel:
-        return cls(load_beat_model(name, weights_dir), name)
+    def load(cls, name: str = "full", weights_dir: str | os.PathLike[str] = WEIGHTS_DIR,
+             graphs: GraphFactory | None = None) -> LearnedBeatModel:
+        return cls(load_beat_model(name, weights_dir), name, graphs)
 
     @torch.no_grad()
     def activation(self, keypoints_norm: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        feats = torch.as_tensor(beat_input_features(keypoints_norm, confidence), dtype=torch.float32)
-        out = self.model(feats[None])
-        return (torch.sigmoid(out.beat_logits[0]).numpy().astype(np.float64),
-                torch.sigmoid(out.downbeat_logits[0]).numpy().astype(np.float64))
+        feats = np.ascontiguousarray(beat_input_features(keypoints_norm, confidence), dtype=np.float32)
+        if self.graph is not None:
+            out = self.graph.run({"features": feats[None]})
+            beat, down = out["beat_logits"][0], out["downbeat_logits"][0]
+        else:
+            o = self.model(torch.from_numpy(feats)[None])
+            beat, down = o.beat_logits[0].numpy(), o.downbeat_logits[0].numpy()
+        return (torch.sigmoid(torch.from_numpy(np.asarray(beat))).numpy().astype(np.float64),
+                torch.sigmoid(torch.from_numpy(np.asarray(down))).numpy().astype(np.float64))

@@ -757,73 +757,106 @@ class BeatNetStream:
     """The causal beat network as a live stage with cached state.
 
     Streaming contract: ``reset()``, ``process_online(features (17, C) | (N, 17, C)) ->
-    BeatProbabilities`` for those frames (one :meth:`BeatNet.step` per frame, reusing the cached
+    BeatProbabilities`` for those frames (one beat-step graph call per frame, reusing the cached
     state), ``process_offline(features (T, 17, C))`` = the causal model's ``forward`` on the whole
-    sequence, in overlapping pieces of at most ``max_frames_per_pass`` frames (exact: each piece
-    carries ``receptive_field()`` frames of context whose outputs are dropped). The model must be
-    causal and in eval mode (batch norm uses its running statistics).
+    sequence (the window graph), in overlapping pieces of at most ``max_frames_per_pass`` frames (exact:
+    each piece carries ``receptive_field()`` frames of context whose outputs are dropped). The model
+    must be causal and in eval mode (batch norm uses its running statistics).
 
-    A step is ~1000 small tensor operations: run it with ``torch.set_num_threads(1)`` (on a busy
-    2-core machine two threads made it ~10x slower, each op waiting for a descheduled partner).
+    ``graphs`` is the backend (:func:`~.graphs.torch_graph` by default, or ``export``'s ONNX factory):
+    the stream calls :class:`~.step_graphs.BeatStepGraph` and :class:`~.step_graphs.BeatWindowGraph`
+    through it, never the module. The state is the step graph's state outputs (backend handles).
+
+    A torch step is ~500 small tensor operations: run it with ``torch.set_num_threads(1)`` (on a busy
+    2-core machine two threads made it ~10x slower, each op waiting for a descheduled partner); the
+    ONNX step graph runs on one thread without spinning.
     """
 
-    def __init__(self, model: BeatNet, *, max_frames_per_pass: int = 2048) -> None:
+    def __init__(self, model: BeatNet, *, max_frames_per_pass: int = 2048, graphs: Any = None,
+                 source: str = "beat_full_causal") -> None:
         if not model.config.causal:
             raise ValueError("BeatNetStream needs a causal model (BeatNetConfig.causal=True)")
         if max_frames_per_pass < 1:
             raise ValueError(f"max_frames_per_pass must be >= 1, got {max_frames_per_pass}")
         self.model = model
         self.max_frames_per_pass = max_frames_per_pass
-        self.state = model.init_state(1)
+        self._factory = graphs
+        self._source = source
+        self._step: Any = None
+        self._window: Any = None
+        self.reset()
+
+    def _graphs(self) -> tuple[Any, Any]:
+        """The step and window graphs, built on first use (after the eval-mode check)."""
+        if self._step is None:
+            from rhythmicnet.models.graphs import torch_graph
+            from rhythmicnet.models.step_graphs import BeatStepGraph, BeatWindowGraph
+
+            factory = self._factory or torch_graph
+            self._step = factory(BeatStepGraph(self.model, self._source))
+            can_window = self.model.config.use_rel_attn or not self.model.config.use_transformer
+            self._window = factory(BeatWindowGraph(self.model, self._source)) if can_window else None
+        return self._step, self._window
 
     def reset(self) -> None:
-        self.state = self.model.init_state(1)
+        s = self.model.init_state(1)
+        self.state: dict[str, Any] = {f: getattr(s, f).cpu().numpy() for f in BEAT_STATE_FIELDS}
 
-    def _check(self, features: np.ndarray | Tensor) -> Tensor:
+    def _check(self, features: np.ndarray | Tensor) -> np.ndarray:
         if self.model.training:
             raise RuntimeError("call model.eval() before streaming (batch norm must use running statistics)")
-        x = torch.as_tensor(features, dtype=torch.float32, device=self.model.adjacency.device)
-        if x.dim() == 2:
-            x = x.unsqueeze(0)  # one frame
+        x = np.asarray(features.cpu() if isinstance(features, Tensor) else features, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[None]  # one frame
         want = (NUM_JOINTS, self.model.config.in_channels)
-        if x.dim() != 3 or tuple(x.shape[1:]) != want:
+        if x.ndim != 3 or tuple(x.shape[1:]) != want:
             raise ValueError(f"features must be (N, {want[0]}, {want[1]}) or one frame, got {tuple(x.shape)}")
-        return x
+        return np.ascontiguousarray(x)
 
     @staticmethod
-    def _probabilities(beat_logits: Tensor, downbeat_logits: Tensor) -> BeatProbabilities:
+    def _probabilities(beat_logits: np.ndarray, downbeat_logits: np.ndarray) -> BeatProbabilities:
         """Shape: (N,), (N,) logits -> probabilities."""
-        return BeatProbabilities(
-            torch.sigmoid(beat_logits).cpu().numpy().astype(np.float32),
-            torch.sigmoid(downbeat_logits).cpu().numpy().astype(np.float32),
-        )
+        return BeatProbabilities(_sigmoid(beat_logits), _sigmoid(downbeat_logits))
 
-    @torch.no_grad()
     def process_online(self, features: np.ndarray | Tensor) -> BeatProbabilities:
         x = self._check(features)  # (N, 17, C)
-        beats, downbeats = [], []
+        step, _ = self._graphs()
+        beats, downbeats = np.empty(len(x), np.float32), np.empty(len(x), np.float32)
         state = self.state
-        for frame in x:
-            out, state = self.model.step(frame.unsqueeze(0), state)
-            beats.append(out.beat_logits[0])
-            downbeats.append(out.downbeat_logits[0])
+        for i in range(len(x)):
+            out = step.run({"x": x[i : i + 1], **state})
+            state = {f: out[f"{f}_out"] for f in BEAT_STATE_FIELDS}
+            beats[i] = out["beat_logit"][0]
+            downbeats[i] = out["downbeat_logit"][0]
         self.state = state
-        if not beats:
-            return self._probabilities(torch.zeros(0), torch.zeros(0))
-        return self._probabilities(torch.stack(beats), torch.stack(downbeats))
+        return self._probabilities(beats, downbeats)
 
     @torch.no_grad()
     def process_offline(self, features: np.ndarray | Tensor) -> BeatProbabilities:
         x = self._check(features)  # (T, 17, C)
+        _, window = self._graphs()
         t = x.shape[0]
         context = self.model.receptive_field()
         step = self.max_frames_per_pass
-        beat = torch.empty(t)
-        downbeat = torch.empty(t)
+        beat = np.empty(t, np.float32)
+        downbeat = np.empty(t, np.float32)
         for start in range(0, t, step):
             stop = min(start + step, t)
             first = max(0, start - context)
-            out = self.model(x[first:stop].unsqueeze(0), offset=first)
-            beat[start:stop] = out.beat_logits[0, start - first :].cpu()
-            downbeat[start:stop] = out.downbeat_logits[0, start - first :].cpu()
+            if window is not None:
+                out = window.run({"features": x[None, first:stop]})
+                b, d = out["beat_logits"], out["downbeat_logits"]
+            else:  # absolute positions (an ablation row): the window's offset matters, torch only
+                o = self.model(torch.from_numpy(x[None, first:stop]).to(self.model.adjacency.device), offset=first)
+                b, d = o.beat_logits.cpu().numpy(), o.downbeat_logits.cpu().numpy()
+            beat[start:stop] = b[0, start - first :]
+            downbeat[start:stop] = d[0, start - first :]
         return self._probabilities(beat, downbeat)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))).astype(np.float32)
+
+
+#: Fields of :class:`BeatNetState` in the order of the step graph's state inputs/outputs.
+BEAT_STATE_FIELDS = ("conv_buffer", "keys", "values", "ssm_vectors", "ssm_rows", "length")

@@ -70,6 +70,7 @@ __all__ = [
     "HitsTransformerConfig",
     "StepOutput",
     "hits_loss",
+    "sample_step",
     "shift_right",
 ]
 
@@ -464,28 +465,33 @@ class HitsTransformer(nn.Module):
             raise ValueError("logit_mask forbids every token (for at least one batch row)")
         allowed = allowed.expand(b, cfg.vocab_size)
 
-        memory = self.encode(rhythm)  # validates S; (B, S, D)
+        if not 1 <= s <= cfg.max_steps:
+            raise ValueError(f"rhythm has {s} steps; the model takes 1..{cfg.max_steps}")
+        if use_cache:
+            # the step-graph loop every backend runs (torch here)
+            from rhythmicnet.models.hits_decoding import hits_graphs, sample_hits
+
+            out = sample_hits(hits_graphs(self), (rhythm > 0).cpu().numpy(), allowed, temperature=temperature,
+                              top_k=top_k, generator=generator, prefix=prefix.cpu().numpy())
+            return torch.from_numpy(out).to(device)
         tokens = torch.zeros((b, s), dtype=torch.long, device=device)
-        token = torch.full((b,), cfg.bos_id, dtype=torch.long, device=device)
-        cache = self.init_cache(memory) if use_cache else None
         n_forced = prefix.shape[1]
         for t in range(s):
-            if cache is not None:
-                logits, cache = self.step(token, cache, memory)  # (B, V)
-            else:
-                logits = self.forward(rhythm, shift_right(tokens[:, : t + 1], cfg.bos_id))[:, -1]  # (B, V)
+            logits = self.forward(rhythm, shift_right(tokens[:, : t + 1], cfg.bos_id))[:, -1]  # (B, V)
             if t < n_forced:
                 token = prefix[:, t]
             else:
-                token = _sample(logits, allowed, temperature=temperature, top_k=top_k, generator=generator)
+                token = sample_step(logits, allowed, temperature=temperature, top_k=top_k, generator=generator)
             tokens[:, t] = token
         return tokens
 
 
-def _sample(
+def sample_step(
     logits: Tensor, allowed: Tensor, *, temperature: float, top_k: int | None, generator: torch.Generator | None
 ) -> Tensor:
-    """One token per row. Shape: logits (B, V), allowed (B, V) bool -> (B,) int64."""
+    """One token per row. Shape: logits (B, V), allowed (B, V) bool -> (B,) int64 (on the generator's device)."""
+    if generator is not None and logits.device != generator.device:
+        logits, allowed = logits.to(generator.device), allowed.to(generator.device)
     logits = logits.float().masked_fill(~allowed, float("-inf"))  # (B, V)
     if temperature == 0:
         return logits.argmax(dim=-1)

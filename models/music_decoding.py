@@ -26,7 +26,7 @@ from rhythmicnet.models.music_transformer import Drum2MusicModel, SamplingConfig
 from rhythmicnet.models.remi import VOCAB, RemiGrammar
 from rhythmicnet.models.step_graphs import MusicEncoderGraph, music_graph_modules
 
-__all__ = ["MusicGraphs", "MusicMemory", "decode_bar", "empty_memory", "music_graphs"]
+__all__ = ["BarSteps", "MusicGraphs", "MusicMemory", "decode_bar", "empty_memory", "music_graphs", "score_bar"]
 
 
 @dataclass(frozen=True)
@@ -62,43 +62,69 @@ def empty_memory(model: Drum2MusicModel) -> MusicMemory:
     return MusicMemory(enc, enc_valid, dec, dec_valid, 0)
 
 
+class BarSteps:
+    """One bar on the graphs, a token at a time: the encoder runs at construction, :meth:`feed` runs the
+    decoder step for the next token and writes its key, value and layer inputs into the bar's buffers
+    (on the host, in place), :meth:`finish` runs the memory graph. Shapes as in :class:`MusicGraphs`."""
+
+    def __init__(self, graphs: MusicGraphs, drum_tokens: np.ndarray, instrument: int, memory: MusicMemory) -> None:
+        self.graphs, self.memory = graphs, memory
+        self.enc = graphs.encoder.run({"drum_tokens": np.ascontiguousarray(drum_tokens, dtype=np.int64),
+                                       "enc_memory": memory.enc, "enc_valid": memory.enc_valid,
+                                       "dec_memory": memory.dec, "dec_valid": memory.dec_valid})
+        self.bar_k, self.bar_v, self.bar_inputs = (np.zeros_like(b) for b in graphs.empty_bar)
+        fixed: dict[str, Any] = {name: self.enc[name] for name in graphs.step.spec.inputs if name in self.enc}
+        fixed.update(instrument=np.array([instrument], dtype=np.int64), dec_valid=memory.dec_valid)
+        self._step = graphs.step.prepare(fixed)
+        self._varying: dict[str, Any] = {}
+        for i in range(len(self.bar_k)):  # per-layer views of the buffers: the writes in feed() are seen next step
+            self._varying[f"bar_k.{i}"], self._varying[f"bar_v.{i}"] = self.bar_k[i], self.bar_v[i]
+        self.position = 0
+
+    def feed(self, token: int) -> np.ndarray:
+        """Feed the token at the next position; returns the logits of the one after it, (V,)."""
+        p = self.position
+        self._varying["token"] = np.array([token], dtype=np.int64)
+        self._varying["position"] = np.array(p, dtype=np.int64)
+        out = self._step(self._varying)
+        self.bar_k[:, 0, :, p] = out["k_row"][:, :, 0]
+        self.bar_v[:, 0, :, p] = out["v_row"][:, :, 0]
+        self.bar_inputs[:, :, p] = out["input_row"]
+        self.position = p + 1
+        return np.asarray(out["logits"])[0]
+
+    def finish(self) -> MusicMemory:
+        """The memory after the bar: the tokens fed so far appended (EndBar is never fed)."""
+        m = self.memory
+        mem = self.graphs.memory.run({"dec_memory": m.dec, "dec_valid": m.dec_valid, "bar_inputs": self.bar_inputs,
+                                      "n_tokens": np.array(self.position, dtype=np.int64)})
+        return MusicMemory(self.enc["enc_memory_out"], self.enc["enc_valid_out"], mem["dec_memory_out"],
+                           mem["dec_valid_out"], m.bars + 1)
+
+
 def decode_bar(graphs: MusicGraphs, drum_tokens: np.ndarray, instrument: int, memory: MusicMemory,
                grammar: RemiGrammar, sampling: SamplingConfig, generator: torch.Generator
                ) -> tuple[list[int], MusicMemory]:
     """One instrument bar for one drum bar. drum_tokens (1, Le) int64 -> tokens ``[Bar, ..., EndBar]`` and
     the memory after the bar. ``generator`` advances; ``grammar`` is reset here."""
-    enc = graphs.encoder.run({"drum_tokens": np.ascontiguousarray(drum_tokens, dtype=np.int64),
-                              "enc_memory": memory.enc, "enc_valid": memory.enc_valid,
-                              "dec_memory": memory.dec, "dec_valid": memory.dec_valid})
+    bar = BarSteps(graphs, drum_tokens, instrument, memory)
     grammar.reset(must_play=sampling.first_bar_plays and memory.bars == 0)
     grammar.advance(VOCAB.bar)
-    # The bar's buffers live on the host and are written in place, one row per token (see MusicStepGraph).
-    bar_k, bar_v, bar_inputs = (np.zeros_like(b) for b in graphs.empty_bar)
-    fixed: dict[str, Any] = {name: enc[name] for name in graphs.step.spec.inputs if name in enc}
-    fixed.update(instrument=np.array([instrument], dtype=np.int64), dec_valid=memory.dec_valid)
-    step = graphs.step.prepare(fixed)
-    varying: dict[str, Any] = {}
-    for i in range(len(bar_k)):  # per-layer views of the buffers, rebound each step after the writes below
-        varying[f"bar_k.{i}"], varying[f"bar_v.{i}"] = bar_k[i], bar_v[i]
     tokens = [VOCAB.bar]
-    position = 0
     while True:
-        varying["token"] = np.array([tokens[-1]], dtype=np.int64)
-        varying["position"] = np.array(position, dtype=np.int64)
-        out = step(varying)
-        bar_k[:, 0, :, position] = out["k_row"][:, :, 0]
-        bar_v[:, 0, :, position] = out["v_row"][:, :, 0]
-        bar_inputs[:, :, position] = out["input_row"]
-        t = sample_token(torch.from_numpy(np.asarray(out["logits"])[0]), grammar.allowed(), sampling, generator)
+        logits = bar.feed(tokens[-1])
+        t = sample_token(torch.from_numpy(logits), grammar.allowed(), sampling, generator)
         grammar.advance(t)
         tokens.append(t)
         if t == VOCAB.end_bar:
-            break
-        position += 1
-    # EndBar is never fed: the memory holds Bar .. the last note (position + 1 tokens).
-    mem = graphs.memory.run({"dec_memory": memory.dec, "dec_valid": memory.dec_valid,
-                             "bar_inputs": bar_inputs, "n_tokens": np.array(position + 1, dtype=np.int64)})
-    return tokens, MusicMemory(enc["enc_memory_out"], enc["enc_valid_out"], mem["dec_memory_out"],
-                               mem["dec_valid_out"], memory.bars + 1)
+            return tokens, bar.finish()
 
 
+def score_bar(graphs: MusicGraphs, drum_tokens: np.ndarray, instrument: int, memory: MusicMemory,
+              tokens: list[int]) -> tuple[np.ndarray, MusicMemory]:
+    """Teacher forcing through the same graphs: feed ``tokens`` (``Bar ...``, without ``EndBar``). Returns the
+    logits after each token, (len(tokens), V), and the memory after the bar (as :func:`decode_bar` leaves it
+    when it samples these tokens, then ``EndBar``). For parity checks and for timing a bar of a chosen length."""
+    bar = BarSteps(graphs, drum_tokens, instrument, memory)
+    logits = np.stack([bar.feed(t) for t in tokens])
+    return logits, bar.finish()

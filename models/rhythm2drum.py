@@ -23,9 +23,12 @@ import torch
 from rhythmicnet.errors import WeightsError
 from rhythmicnet.models.drum_grid import DEFAULT_BPM, DrumGrid
 from rhythmicnet.models.drum_unet import DrumUNet, DrumUNetConfig
+from rhythmicnet.models.graphs import GraphFactory, torch_graph
+from rhythmicnet.models.hits_decoding import hits_graphs, sample_hits
 from rhythmicnet.models.hits_transformer import HitsTransformer, HitsTransformerConfig
 from rhythmicnet.models.hits_vocabulary import HitsVocabulary
 from rhythmicnet.models.rhythm_grid import STEPS_PER_BAR
+from rhythmicnet.models.step_graphs import DrumUNetGraph
 from rhythmicnet.models.weights import WEIGHTS_DIR, load_into, load_manifest
 
 WINDOW_STEPS = 2 * STEPS_PER_BAR
@@ -52,7 +55,8 @@ class Rhythm2Drum:
     """The trained Rhythm2Drum stage. Build with ``Rhythm2Drum.load()`` (shipped weights) or from modules."""
 
     def __init__(self, hits_model: HitsTransformer, unet: DrumUNet, vocab: HitsVocabulary,
-                 device: torch.device | str = "cpu", manifest: dict[str, Any] | None = None) -> None:
+                 device: torch.device | str = "cpu", manifest: dict[str, Any] | None = None,
+                 graphs: GraphFactory = torch_graph) -> None:
         if hits_model.config.vocab_size != vocab.size:
             raise ValueError(f"hits model has {hits_model.config.vocab_size} tokens, vocabulary {vocab.size}")
         self.device = torch.device(device)
@@ -61,9 +65,14 @@ class Rhythm2Drum:
         self.vocab = vocab
         self.manifest = manifest or {}
         self._word_mask = torch.as_tensor(vocab.word_mask(), device=self.device)
+        # the generation loops call these graphs only (torch eager or ONNX Runtime)
+        self.hits_graphs = hits_graphs(self.hits_model, graphs, HITS_WEIGHTS.removesuffix(".pt"))
+        self.unet_graph = graphs(DrumUNetGraph(self.unet, UNET_WEIGHTS.removesuffix(".pt")))
+        self.backend = self.unet_graph.backend
 
     @classmethod
-    def load(cls, weights_dir: str | Path = WEIGHTS_DIR, device: torch.device | str = "cpu") -> Rhythm2Drum:
+    def load(cls, weights_dir: str | Path = WEIGHTS_DIR, device: torch.device | str = "cpu",
+             graphs: GraphFactory = torch_graph) -> Rhythm2Drum:
         """Load the weights shipped in ``models/weights`` (or another folder with the same files)."""
         d = Path(weights_dir)
         manifest = load_manifest(d / MANIFEST)
@@ -79,7 +88,7 @@ class Rhythm2Drum:
         hits_model, unet = HitsTransformer(hits_cfg), DrumUNet(unet_cfg)
         load_into(hits_model, d / HITS_WEIGHTS)
         load_into(unet, d / UNET_WEIGHTS)
-        return cls(hits_model, unet, vocab, device, manifest)
+        return cls(hits_model, unet, vocab, device, manifest, graphs)
 
     # --- pieces ---------------------------------------------------------------------------------
 
@@ -88,24 +97,22 @@ class Rhythm2Drum:
                          sampling: SamplingConfig = SamplingConfig(),
                          generator: torch.Generator | None = None) -> np.ndarray:
         """Hits for a batch of 2-bar windows. Shapes: rhythm (B, 32), prefix_hits (B, 9, P) -> (B, 9, 32)."""
-        r = torch.as_tensor(np.asarray(rhythm, dtype=np.int64), device=self.device)
+        r = np.asarray(rhythm, dtype=np.int64)
         prefix = None
         if prefix_hits is not None and prefix_hits.shape[-1] > 0:
-            ids = np.stack([self.vocab.encode(h) for h in prefix_hits])
-            prefix = torch.as_tensor(ids, device=self.device)
+            prefix = np.stack([self.vocab.encode(h) for h in prefix_hits])
         if generator is None and sampling.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(sampling.seed))
-        tokens = self.hits_model.generate(r, temperature=sampling.temperature, top_k=sampling.top_k,
-                                          generator=generator, prefix=prefix, logit_mask=self._word_mask)
-        return np.stack([self.vocab.decode(t) for t in tokens.cpu().numpy()])
+        allowed = self._word_mask.expand(len(r), -1)
+        tokens = sample_hits(self.hits_graphs, r, allowed, temperature=sampling.temperature, top_k=sampling.top_k,
+                             generator=generator, prefix=prefix)
+        return np.stack([self.vocab.decode(t) for t in tokens])
 
     @torch.no_grad()
     def velocities_offsets(self, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """U-Net on hits. Shapes: (B, 9, T) with T a multiple of 16 -> V, O each (B, 9, T), zero off the hits."""
-        h = torch.as_tensor(np.asarray(hits, dtype=np.float32), device=self.device)
-        v, o = self.unet(h)
-        mask = h > 0
-        return (torch.where(mask, v, 0.0).cpu().numpy(), torch.where(mask, o, 0.0).cpu().numpy())
+        out = self.unet_graph.run({"hits": np.ascontiguousarray(hits, dtype=np.float32)})
+        return out["velocity"], out["offset"]
 
     # --- bar after bar ---------------------------------------------------------------------------
 
@@ -171,8 +178,21 @@ class Rhythm2Drum:
         return json.dumps({k: self.manifest.get(k) for k in ("version", "trained", "data")})
 
 
+@dataclass(frozen=True)
+class DrumPerformerState:
+    """The drummer between two bars: the bar just played (its rhythm (16,) and hits (9, 16); None before
+    the first bar), the bars played, and the sampler's RNG state (``torch.Generator.get_state()``)."""
+
+    prev_rhythm: np.ndarray | None
+    prev_hits: np.ndarray | None
+    bars_played: int
+    rng: torch.Tensor
+
+
 class DrumPerformer:
-    """Plans one bar of drums at a time from that bar's rhythm (streaming contract: reset / next_bar).
+    """Plans one bar of drums at a time from that bar's rhythm (the streaming contract: explicit
+    :class:`DrumPerformerState`, a pure :meth:`step`, ``reset`` / ``next_bar`` (= ``process_online``) /
+    ``process_offline``).
 
     Bar i is generated in the 2-bar window [bar i-1, bar i]: the played bar's hit tokens are forced
     as a prefix and the encoder reads both bars' rhythm — never rhythm beyond bar i. The first bar has
@@ -186,23 +206,46 @@ class DrumPerformer:
         self.sampling = sampling
         self.reset()
 
-    def reset(self) -> None:
-        self._generator = torch.Generator(device=self.model.device)
+    def initial_state(self) -> DrumPerformerState:
+        generator = torch.Generator(device=self.model.device)
         if self.sampling.seed is not None:
-            self._generator.manual_seed(int(self.sampling.seed))
-        self._prev_hits: np.ndarray | None = None
-        self._prev_rhythm: np.ndarray | None = None
-        self.bars_played = 0
+            generator.manual_seed(int(self.sampling.seed))
+        return DrumPerformerState(None, None, 0, generator.get_state())
 
-    def next_bar(self, rhythm_bar: np.ndarray) -> DrumGrid:
-        """rhythm_bar (16,) bool -> the drum bar (9, 16)."""
+    def step(self, state: DrumPerformerState, rhythm_bar: np.ndarray) -> tuple[DrumGrid, DrumPerformerState]:
+        """rhythm_bar (16,) bool -> the drum bar (9, 16) and the state after it; ``state`` is not changed."""
         r = np.asarray(rhythm_bar, dtype=bool)
         if r.shape != (STEPS_PER_BAR,):
             raise ValueError(f"a bar of rhythm has {STEPS_PER_BAR} steps, got shape {r.shape}")
-        prev_r = None if self._prev_rhythm is None else self._prev_rhythm[None]
-        prev_h = None if self._prev_hits is None else self._prev_hits[None]
-        h, v, o = self.model.plan_bars(r[None], prev_r, prev_h, sampling=self.sampling, generator=self._generator)
-        hits = h[0]
-        self._prev_hits, self._prev_rhythm = hits, r
-        self.bars_played += 1
-        return DrumGrid.from_arrays(hits, v[0], o[0])
+        generator = torch.Generator(device=self.model.device)
+        generator.set_state(state.rng)
+        prev_r = None if state.prev_rhythm is None else state.prev_rhythm[None]
+        prev_h = None if state.prev_hits is None else state.prev_hits[None]
+        h, v, o = self.model.plan_bars(r[None], prev_r, prev_h, sampling=self.sampling, generator=generator)
+        new = DrumPerformerState(r.copy(), h[0], state.bars_played + 1, generator.get_state())
+        return DrumGrid.from_arrays(h[0], v[0], o[0]), new
+
+    def reset(self) -> None:
+        self.state = self.initial_state()
+
+    @property
+    def bars_played(self) -> int:
+        return self.state.bars_played
+
+    def next_bar(self, rhythm_bar: np.ndarray) -> DrumGrid:
+        """rhythm_bar (16,) bool -> the drum bar (9, 16); the kept state moves on by one bar."""
+        grid, self.state = self.step(self.state, rhythm_bar)
+        return grid
+
+    def process_online(self, rhythm_bar: np.ndarray) -> DrumGrid:
+        return self.next_bar(rhythm_bar)
+
+    def process_offline(self, rhythm: np.ndarray) -> list[DrumGrid]:
+        """Every bar of ``rhythm`` (n_bars * 16,) from a fresh state."""
+        r = np.asarray(rhythm, dtype=bool)
+        state = self.initial_state()
+        bars = []
+        for i in range(len(r) // STEPS_PER_BAR):
+            grid, state = self.step(state, r[i * STEPS_PER_BAR : (i + 1) * STEPS_PER_BAR])
+            bars.append(grid)
+        return bars

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rhythmicnet.models.beat_net import BeatNet, BeatNetState
+from rhythmicnet.models.beat_net import BEAT_STATE_FIELDS, BeatNet, BeatNetState
 from rhythmicnet.models.drum_unet import DrumUNet
 from rhythmicnet.models.graphs import GraphModule, GraphSpec
 from rhythmicnet.models.hits_transformer import DecoderCache, HitsTransformer
@@ -50,7 +50,6 @@ __all__ = [
     "MusicStepGraph",
 ]
 
-BEAT_STATE_FIELDS = ("conv_buffer", "keys", "values", "ssm_vectors", "ssm_rows", "length")
 
 
 # ------------------------------------------------------------------------------------------ beat net

@@ -50,6 +50,7 @@ from tqdm import tqdm
 from rhythmicnet.fileio import write_text_atomic
 from rhythmicnet.models.drum2music import NO_MEMORY_NAME, Drum2Music, has_music_model
 from rhythmicnet.models.drum_grid import KICK, SNARE
+from rhythmicnet.models.graphs import GraphFactory, torch_graph
 from rhythmicnet.models.music_transformer import SamplingConfig
 from rhythmicnet.models.remi import STEPS_PER_BAR, BarNote
 from rhythmicnet.models.weights import WEIGHTS_DIR
@@ -248,7 +249,8 @@ def _overlaps(gen: Sequence[Bars], real: Sequence[Bars]) -> dict[str, tuple[floa
 
 def evaluate_ablation(instrument: str, ablation_dir: str | os.PathLike[str] = ABLATION_DIR, *,
                       segments: Sequence[md.SongBars], nll_on: Sequence[md.SongBars],
-                      sampling: SamplingConfig = EVAL_SAMPLING, progress: bool = True) -> dict[str, dict[str, Any]]:
+                      sampling: SamplingConfig = EVAL_SAMPLING, progress: bool = True,
+                      graphs: GraphFactory | None = None) -> dict[str, dict[str, Any]]:
     """NLL, PCH/NLH overlap, rest share and coupling of each equal-budget model in ``ablation_dir``."""
     out: dict[str, dict[str, Any]] = {}
     real = [s.notes for s in segments]
@@ -256,7 +258,7 @@ def evaluate_ablation(instrument: str, ablation_dir: str | os.PathLike[str] = AB
     for name in ABLATION_NAMES:
         if not has_music_model(ablation_dir, name):
             continue
-        d2m = Drum2Music.load(ablation_dir, instrument, sampling=sampling, name=name)
+        d2m = Drum2Music.load(ablation_dir, instrument, sampling=sampling, name=name, graphs=graphs or torch_graph)
         gen, _ = generate_parts(d2m, segments, progress=progress)
         out[name] = _flatten_intervals({
             "nll": evaluate_nll(d2m.model, nll_on, 16) if nll_on else float("nan"),
@@ -272,9 +274,11 @@ def evaluate_ablation(instrument: str, ablation_dir: str | os.PathLike[str] = AB
 def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, limit: int | None = None,
                    sampling: SamplingConfig = EVAL_SAMPLING, progress: bool = True,
                    segments: list[md.SongBars] | None = None,
-                   ablation_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The Table 3 figures for one instrument; returns the JSON-ready record."""
-    d2m = Drum2Music.load(weights_dir, instrument, sampling=sampling)
+                   ablation_dir: str | os.PathLike[str] | None = None,
+                   graphs: GraphFactory | None = None) -> dict[str, Any]:
+    """The Table 3 figures for one instrument; returns the JSON-ready record. ``graphs``: the backend that
+    generates (torch by default); NLL is scored by the torch model with teacher forcing either way."""
+    d2m = Drum2Music.load(weights_dir, instrument, sampling=sampling, graphs=graphs or torch_graph)
     segs = segments if segments is not None else eval_segments(instrument, limit)
     if not segs:
         raise ValueError(f"no evaluation segments with drums and {instrument}")
@@ -294,7 +298,7 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
     nll_on = nll_segments(instrument)
     nll_memory = evaluate_nll(d2m.model, nll_on, 16) if nll_on else float("nan")
     ablation = (evaluate_ablation(instrument, ablation_dir, segments=segs, nll_on=nll_on, sampling=sampling,
-                                  progress=progress)
+                                  progress=progress, graphs=graphs)
                 if ablation_dir is not None else {})
     nll_no_memory = float("nan")
     if has_music_model(weights_dir, NO_MEMORY_NAME):
@@ -327,7 +331,8 @@ def evaluate_music(instrument: str, weights_dir: str | os.PathLike[str] = WEIGHT
         "coupling_kick_snare_mismatched": per_segment(_kick_snare_coupling, gen, mismatched),
         "coupling_kick_snare_real_mismatched": per_segment(_kick_snare_coupling, real, mismatched),
         "kick_snare_density": bootstrap_ci([float(drum_onset_steps(d, (KICK, SNARE)).mean()) for d in gen_drums]),
-        "ms_per_bar": {"median": float(np.median(bar_ms)), "p99": float(np.percentile(bar_ms, 99))},
+        "ms_per_bar": {"median": float(np.median(bar_ms)), "p99": float(np.percentile(bar_ms, 99)),
+                       "backend": d2m.backend, "provider": d2m.graphs.step.provider},
         "n_bars": n_bars,
         "n_segments": len(segs),
         "dataset": {

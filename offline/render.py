@@ -39,8 +39,10 @@ from tqdm import tqdm
 
 import rhythmicnet
 from rhythmicnet.errors import InputError
+from rhythmicnet.export.backends import backend_record, configure_threads, graph_factory
 from rhythmicnet.fileio import ensure_output_dir, write_text_atomic
 from rhythmicnet.models.drum_grid import OUTPUT_PITCHES, DrumGrid
+from rhythmicnet.models.graphs import GraphFactory
 from rhythmicnet.models.keypoints import KeypointSequence
 from rhythmicnet.models.remi import BarNote, DrumBar
 from rhythmicnet.models.rhythm_grid import STEPS_PER_BAR, Rhythm
@@ -78,8 +80,13 @@ class RenderConfig:
     keep_audio: bool = False
     use_cache: bool = True
     weights_dir: str = str(WEIGHTS_DIR)
+    backend: str = "onnx"  # onnx | torch: what runs the networks (export/backends.py)
+    device: str = "auto"  # auto | cpu | cuda (ONNX Runtime's provider)
 
     def __post_init__(self) -> None:
+        if self.backend not in ("onnx", "torch") or self.device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"--backend is onnx or torch and --device auto, cpu or cuda; got {self.backend!r}, "
+                             f"{self.device!r}")
         if self.instrument not in ("piano", "guitar", "none"):
             raise InputError(f"--instrument is piano, guitar or none; got {self.instrument!r}")
         if self.rhythm not in ("real", "random", "shuffle"):
@@ -167,7 +174,7 @@ def timed_notes(drums: DrumGrid, bars: list[list[BarNote]] | None, rhythm: Rhyth
 
 # --- the pipeline -----------------------------------------------------------------------------------
 
-def _analyse(seq: KeypointSequence, config: RenderConfig, source: str) -> RhythmAnalysis:
+def _analyse(seq: KeypointSequence, config: RenderConfig, source: str, graphs: GraphFactory) -> RhythmAnalysis:
     from rhythmicnet.models.beat_model import has_beat_model
 
     lo, hi = config.tempo_range
@@ -175,7 +182,7 @@ def _analyse(seq: KeypointSequence, config: RenderConfig, source: str) -> Rhythm
         lo, hi = 0.98 * config.tempo, 1.02 * config.tempo
     beat_model = config.beat_model or ("net" if has_beat_model("full", config.weights_dir) else "onset")
     return analyse(seq, Video2RhythmConfig(beat_model=beat_model, min_bpm=lo, max_bpm=hi,
-                                           weights_dir=Path(config.weights_dir)), source=source)
+                                           weights_dir=Path(config.weights_dir)), source=source, graphs=graphs)
 
 
 def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = RenderConfig(), *,
@@ -190,6 +197,8 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
 
     path = Path(input_path)
     out = ensure_output_dir(outdir)
+    configure_threads()
+    graphs = graph_factory(config.backend, config.device)
     stages: dict[str, float] = {}
     outputs: dict[str, Path] = {}
     weights: dict[str, Any] = {}
@@ -200,7 +209,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     video_info = video_mux.probe(path) if is_video else None
 
     t0 = time.perf_counter()
-    analysis = _analyse(seq, config, str(path))
+    analysis = _analyse(seq, config, str(path), graphs)
     rhythm = analysis.rhythm
     onsets = control_rhythm(rhythm.onsets, config.rhythm, config.seed)
     stages["rhythm"] = time.perf_counter() - t0
@@ -215,7 +224,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     padded = np.concatenate([padded, np.zeros(n_bars * STEPS_PER_BAR - len(padded), bool)])
 
     t0 = time.perf_counter()
-    r2d = Rhythm2Drum.load(config.weights_dir)
+    r2d = Rhythm2Drum.load(config.weights_dir, graphs=graphs)
     weights["rhythm2drum"] = _weights_id(r2d.manifest, "rhythm2drum")
     perf = r2d.performer(DrumSampling(seed=config.seed))
     drum_bars = []
@@ -235,7 +244,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
                                "(drum2music.json + drum2music.pt); use --instrument none for drums only")
         d2m = Drum2Music.load(config.weights_dir, config.instrument, program=config.program,
                               sampling=MusicSampling(temperature=config.temperature, top_k=config.top_k,
-                                                     seed=config.seed))
+                                                     seed=config.seed), graphs=graphs)
         weights["drum2music"] = _weights_id(d2m.manifest, d2m.name)
         program = d2m.program
         d2m.reset()
@@ -297,6 +306,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     record = _report(path, analysis, config, stages, outputs, weights, seq, is_video, end_time, n_bars,
                      pad_steps, program, soundfont, drum_notes, inst_notes, rhythm_record(analysis, str(path),
                                                                                           seq.fps))
+    record["backend"] = backend_record(graphs)
     record["outputs"]["report"] = "report.json"
     outputs["report"] = write_text_atomic(out / "report.json", json.dumps(record, indent=1) + "\n")
     return RenderResult(record, outputs)

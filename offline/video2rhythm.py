@@ -18,6 +18,7 @@ import numpy as np
 from rhythmicnet.errors import InputError, NoPersonError
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats_and_tempo
 from rhythmicnet.models.beat_model import LearnedBeatModel, downbeats_from
+from rhythmicnet.models.graphs import GraphFactory
 from rhythmicnet.models.keypoints import MODEL_FPS, KeypointSequence, prepare_for_model
 from rhythmicnet.models.onset_activation import onset_activation
 from rhythmicnet.models.rhythm_grid import Rhythm, compose_rhythm
@@ -79,8 +80,9 @@ def joint_speed(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> np
 
 
 def analyse(sequence: KeypointSequence, config: Video2RhythmConfig = Video2RhythmConfig(),
-            source: str = "input") -> RhythmAnalysis:
-    """Run Video2Rhythm on a whole clip. ``source`` names the input in error messages."""
+            source: str = "input", graphs: GraphFactory | None = None) -> RhythmAnalysis:
+    """Run Video2Rhythm on a whole clip. ``source`` names the input in error messages; ``graphs`` is the
+    backend of the beat network (torch by default; ``export.backends.graph_factory``)."""
     stage: dict[str, float] = {}
     t0 = time.perf_counter()
     if sequence.num_frames == 0 or sequence.person_fraction() == 0.0:
@@ -94,7 +96,8 @@ def analyse(sequence: KeypointSequence, config: Video2RhythmConfig = Video2Rhyth
     t0 = time.perf_counter()
     downbeat_act = None
     if config.beat_model == "net":
-        activation, downbeat_act = LearnedBeatModel.load("full", config.weights_dir).activation(kp, seq.confidence)
+        beat_net = LearnedBeatModel.load("full", config.weights_dir, graphs)
+        activation, downbeat_act = beat_net.activation(kp, seq.confidence)
     else:
         activation = onset_activation(kp, seq.confidence)
     stage["beat_activation"] = time.perf_counter() - t0

@@ -14,7 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rhythmicnet import __version__, cli_music, cli_render
+from rhythmicnet import __version__, cli_backend, cli_music, cli_render
+from rhythmicnet.cli_backend import backend_from_args
 from rhythmicnet.errors import InputError, RhythmicNetError
 
 log = logging.getLogger("rhythmicnet")
@@ -78,7 +79,7 @@ def _run_rhythm(args: argparse.Namespace) -> int:
     lo, hi = args.tempo_range
     beat_model = args.beat_model or _default_beat_model()
     analysis = analyse(seq, Video2RhythmConfig(beat_model=beat_model, min_bpm=lo, max_bpm=hi),
-                       source=str(args.input))
+                       source=str(args.input), graphs=backend_from_args(args))
     record = rhythm_record(analysis, str(args.input), seq.fps)
     record["stage_seconds"] = {"keypoints": round(t_pose, 4), **record["stage_seconds"]}
     t0 = time.perf_counter()
@@ -386,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth_parser(sub)
     cli_music.add_music_command(sub)
     cli_render.add_render_command(sub)
+    cli_backend.add_export_command(sub)
     return parser
 
 

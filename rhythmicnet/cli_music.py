@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rhythmicnet.cli_backend import add_backend_args, backend_from_args
 from rhythmicnet.errors import InputError, WeightsError
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ def add_music_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed gives the same part (default: 0)")
     p.add_argument("--weights", type=Path, default=None, metavar="DIR",
                    help="folder with drum2music.json/.pt (default: the shipped models/weights)")
+    add_backend_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_run_music)
 
@@ -74,7 +76,7 @@ def _run_music(args: argparse.Namespace) -> int:
     if not grid.hits.any():
         raise InputError(f"{args.drums}: no General MIDI drum notes on channel 10")
     d2m = Drum2Music.load(weights, args.instrument, program=args.program,
-                          sampling=sampling)
+                          sampling=sampling, graphs=backend_from_args(args))
     bars = drum_bars_from_grid(grid)
     with tqdm(total=len(bars), desc=f"writing {args.instrument}", unit="bar", disable=args.quiet) as bar:
         notes = d2m.generate(bars, progress=bar.update)
@@ -182,6 +184,7 @@ def add_eval_music(models: argparse._SubParsersAction) -> None:
     m.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N segments")
     _add_sampling_args(m)
     m.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the records to this JSON file")
+    add_backend_args(m)
     m.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     m.set_defaults(func=_run_eval_music)
 
@@ -195,9 +198,10 @@ def _run_eval_music(args: argparse.Namespace) -> int:
     if ablation is not None and not has_music_model(ablation):
         raise InputError(f"{ablation}: no drum2music.json/.pt there")
     records = []
+    graphs = backend_from_args(args)
     for inst in instruments:
         r = evaluate_music(inst, _weights_dir(args), limit=args.limit, ablation_dir=ablation,
-                           sampling=_sampling(args, EVAL_SEED), progress=not args.quiet)
+                           sampling=_sampling(args, EVAL_SEED), progress=not args.quiet, graphs=graphs)
         print(format_table(r))
         records.append(r)
     if args.json:

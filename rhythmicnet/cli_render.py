@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rhythmicnet.cli_backend import add_backend_args, backend_from_args
+
 
 def _tempo_range(text: str) -> tuple[float, float]:
     from rhythmicnet.cli import _tempo_range as parse
@@ -60,6 +62,7 @@ def add_render_command(sub: argparse._SubParsersAction) -> None:
                    help="run pose estimation again even if OUTDIR has keypoints cached for this video")
     p.add_argument("--weights", type=Path, default=None, metavar="DIR",
                    help="folder with the trained weights (default: the shipped models/weights)")
+    add_backend_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary, errors only")
     p.set_defaults(func=_run_render)
 
@@ -76,7 +79,8 @@ def _run_render(args: argparse.Namespace) -> int:
                        tempo=args.tempo, rhythm=args.rhythm, beat_model=args.beat_model,
                        soundfont=str(args.soundfont) if args.soundfont else None, video_codec=args.video_codec,
                        keep_audio=args.keep_audio, use_cache=not args.no_cache,
-                       weights_dir=str(args.weights or WEIGHTS_DIR))
+                       weights_dir=str(args.weights or WEIGHTS_DIR), backend=args.backend, device=args.device)
+    backend_from_args(args)  # reports the provider once
     result = render(args.input, args.output, cfg, progress=not args.quiet)
     if not args.quiet:
         r = result.record

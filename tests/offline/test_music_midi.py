@@ -76,7 +76,7 @@ def test_drum2music_next_bar_keeps_memory_and_generate_is_reproducible(tiny_weig
     d2m.reset()
     live = [d2m.next_bar(bar) for bar in bars]
     assert live == a
-    assert int(d2m.memory.dec_valid.sum()) > 0 and d2m.memory.bars == 3
+    assert int(np.asarray(d2m.state.memory.dec_valid).sum()) > 0 and d2m.state.bars == 3
     piano = Drum2Music.load(tiny_weights, "piano", program=5)
     assert piano.program == 5
     with pytest.raises(ValueError):
