@@ -149,7 +149,8 @@ class OrtGraph:
 
     def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         if not self.on_gpu:
-            feeds = {n: inputs[n] for n in self.spec.inputs}
+            # a handle from a graph on the GPU (when this step graph measured faster on the CPU) comes over
+            feeds = {n: _host(inputs[n]) for n in self.spec.inputs}
             outs = self.session.run(list(self.spec.outputs), feeds)
             return dict(zip(self.spec.outputs, outs, strict=True))
         ort = _ort()
@@ -175,6 +176,8 @@ class OrtGraph:
         device = "cuda" if self.on_gpu else "cpu"
         keep_alive = []
         for name, value in fixed.items():
+            if not self.on_gpu:
+                value = _host(value)
             if not isinstance(value, ort.OrtValue):
                 value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value), device, 0)
             keep_alive.append(value)
@@ -184,10 +187,10 @@ class OrtGraph:
 
         def run(varying: Mapping[str, Any]) -> dict[str, Any]:
             for name, value in varying.items():
-                if isinstance(value, ort.OrtValue):
+                if isinstance(value, ort.OrtValue) and (self.on_gpu or value.device_name() == "cpu"):
                     binding.bind_ortvalue_input(name, value)
                 else:
-                    binding.bind_cpu_input(name, np.ascontiguousarray(value))
+                    binding.bind_cpu_input(name, np.ascontiguousarray(_host(value)))
             # outputs bound anew each run: ORT then allocates fresh buffers, so an output fed back as the
             # next input (the state) is never overwritten while it is read
             for name in outputs:
@@ -203,6 +206,11 @@ class OrtGraph:
         return value.numpy() if hasattr(value, "numpy") and not isinstance(value, np.ndarray) else np.asarray(value)
 
 
+def _host(value: Any) -> Any:
+    """A numpy array for ``value`` (an ``OrtValue`` on any device is copied to the host)."""
+    return value.numpy() if hasattr(value, "device_name") else value
+
+
 class CudaGraphStep:
     """A step graph under CUDA-graph capture: two sessions, each captured once with fixed buffers, that
     ping-pong the state (session A reads buffers 0 and writes buffers 1, B the reverse). Only for graphs
@@ -211,7 +219,8 @@ class CudaGraphStep:
 
     backend = "onnx"
 
-    def __init__(self, path: Path, spec: GraphSpec, example: Mapping[str, np.ndarray]) -> None:
+    def __init__(self, path: Path, spec: GraphSpec, example: Mapping[str, np.ndarray],
+                 example_outputs: Mapping[str, np.ndarray]) -> None:
         ort = _ort()
         self.spec = spec
         self.provider = f"{CUDA} (CUDA graph)"
@@ -225,9 +234,9 @@ class CudaGraphStep:
 
         self.inputs = {n: buf(example[n]) for n in spec.inputs if n not in self.pairs}
         self.state = [{n: buf(example[n]) for n in self.pairs}, {n: buf(example[n]) for n in self.pairs}]
-        outs = self.sessions[0].run(None, dict(example))
+        # every output at a fixed address: a captured graph replays with the same pointers
         self.fetched = {n: ort.OrtValue.ortvalue_from_numpy(np.zeros_like(o), "cuda", 0)
-                        for n, o in zip(spec.outputs, outs, strict=True) if n not in self.pairs.values()}
+                        for n, o in example_outputs.items() if n not in self.pairs.values()}
         self.bindings = []
         for i, sess in enumerate(self.sessions):
             b = sess.io_binding()
@@ -346,11 +355,13 @@ class OnnxGraphs:
         import torch
 
         with torch.no_grad():
-            feeds = {n: a.detach().cpu().numpy() for n, a in zip(spec.inputs, module.example_inputs(), strict=True)}
+            example = module.example_inputs()
+            feeds = {n: a.detach().cpu().numpy() for n, a in zip(spec.inputs, example, strict=True)}
+            outs = {n: o.cpu().numpy() for n, o in zip(spec.outputs, module(*example), strict=True)}
         candidates: dict[str, Any] = {CPU: OrtGraph(path, spec, CPU), CUDA: OrtGraph(path, spec, CUDA)}
         if spec.name == "beat_step":  # its only non-state input is one small host array
             with contextlib.suppress(Exception):  # capture can fail on some graphs/drivers: keep the others
-                candidates["cuda_graph"] = CudaGraphStep(path, spec, feeds)
+                candidates["cuda_graph"] = CudaGraphStep(path, spec, feeds, outs)
         timings = {}
         for name, g in candidates.items():
             try:

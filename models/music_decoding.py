@@ -47,7 +47,7 @@ class MusicGraphs(NamedTuple):
     encoder: Graph
     step: Graph
     memory: Graph
-    empty_bar: tuple[np.ndarray, np.ndarray, np.ndarray]  # bar_k, bar_v (Nd, 1, H, Lb, dh), bar_inputs (Nd, 1, Lb, D)
+    empty_bar: tuple[np.ndarray, np.ndarray, np.ndarray]  # bar_k, bar_v (Nd, H, Lb, dh), bar_inputs (Nd, 1, Lb, D)
 
 
 def music_graphs(model: Drum2MusicModel, factory: GraphFactory = torch_graph, source: str = "drum2music"
@@ -87,8 +87,8 @@ class BarSteps:
         self._varying["token"] = np.array([token], dtype=np.int64)
         self._varying["position"] = np.array(p, dtype=np.int64)
         out = self._step(self._varying)
-        self.bar_k[:, 0, :, p] = out["k_row"][:, :, 0]
-        self.bar_v[:, 0, :, p] = out["v_row"][:, :, 0]
+        self.bar_k[:, :, p] = out["k_row"][:, :, 0]
+        self.bar_v[:, :, p] = out["v_row"][:, :, 0]
         self.bar_inputs[:, :, p] = out["input_row"]
         self.position = p + 1
         return np.asarray(out["logits"])[0]

@@ -45,6 +45,10 @@ fi
 
 echo "setup: installing rhythmicnet and its Python dependencies"
 "$VPY" -m pip install -q -e ".[test]"
+# The ONNX graphs of the shipped models, into the user cache that --backend onnx reads (skipped when they
+# are there and up to date; otherwise they would be exported on first use, ~2 min on 2 cores).
+echo "setup: exporting the models to ONNX (rhythmicnet export)"
+"$VENV/bin/rhythmicnet" export -q
 "$VPY" - <<'PY'
 import importlib.metadata as md
 import rhythmicnet

@@ -9,6 +9,6 @@ export PATH="$PWD/$VENV/bin:$PATH"
 echo "== ruff"
 ruff check .
 echo "== mypy"
-mypy rhythmicnet models offline
+mypy rhythmicnet models offline export realtime
 echo "== pytest"
 python -m pytest "$@"
