@@ -199,8 +199,9 @@ class MusicEncoderGraph(GraphModule):
     Inputs: drum_tokens (1, Le) int64, enc_memory (Ne, 1, M, D), enc_valid (1, M) bool, dec_memory
     (Nd, 1, M, D), dec_valid (1, M) bool. Outputs (kept): enc_memory_out, enc_valid_out, ctx_valid (1, Le),
     then per decoder layer i: ``mem_k.i``, ``mem_v.i`` (H, M, dh), the keys/values of the decoder
-    memory, and ``cross_k.i``, ``cross_v.i`` (H, Le, dh) (batch 1, its axis dropped). One tensor per layer, not a stack: indexing a
-    stacked input copies it in ONNX Runtime, and the step graph reads them for every token.
+    memory, and ``cross_k.i``, ``cross_v.i`` (H, Le, dh) (batch 1, its axis dropped). One tensor per
+    layer, not a stack: indexing a stacked input copies it in ONNX Runtime, and the step graph reads
+    them for every token.
     """
 
     def __init__(self, model: Drum2MusicModel, source: str = "drum2music") -> None:
