@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rhythmicnet import __version__, cli_backend, cli_music, cli_render
-from rhythmicnet.cli_backend import backend_from_args
+from rhythmicnet.cli_backend import add_backend_args, backend_from_args
 from rhythmicnet.errors import InputError, RhythmicNetError
 
 log = logging.getLogger("rhythmicnet")
@@ -54,6 +54,7 @@ def _add_rhythm_parser(sub: argparse._SubParsersAction) -> None:
                    help="tempo range of the beat tracker in BPM (default: 60-180)")
     p.add_argument("--no-cache", action="store_true",
                    help="run pose estimation again even if OUTDIR has keypoints cached for this video")
+    add_backend_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary, errors only")
     p.set_defaults(func=_run_rhythm)
 
