@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -304,12 +305,13 @@ class OnnxGraphs:
     """
 
     def __init__(self, cache_dir: str | os.PathLike[str] | None = None, device: str = "auto", *,
-                 window_threads: int = 1, measure: bool = True) -> None:
+                 window_threads: int = 1, measure: bool = True, announce: bool = False) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.device = device
         self.providers = available_providers(device)
         self.window_threads = window_threads
         self.measure = measure
+        self.announce = announce  # one stderr line per graph exported on first use
         self.choices: dict[str, dict[str, Any]] = {}
         self.exported: list[str] = []
 
@@ -335,6 +337,9 @@ class OnnxGraphs:
             with _file_lock(path.with_suffix(".lock")):
                 if not fresh():  # another process may have exported it while we waited
                     log.info("exporting %s", path.name)
+                    if self.announce:
+                        print(f"rhythmicnet: exporting {path.name} to ONNX (first use; kept in {self.cache_dir})",
+                              file=sys.stderr, flush=True)
                     export_graph(module, path)
                     self.exported.append(path.name)
         return path

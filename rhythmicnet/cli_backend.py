@@ -26,6 +26,8 @@ def backend_from_args(args: argparse.Namespace) -> Any:
     configure_threads()
     backend, device = getattr(args, "backend", "onnx"), getattr(args, "device", "auto")
     factory = graph_factory(backend, device)
+    if hasattr(factory, "announce"):
+        factory.announce = not getattr(args, "quiet", False)
     if not getattr(args, "quiet", False) and (backend, device) not in _REPORTED:
         _REPORTED.add((backend, device))
         print(f"rhythmicnet: {backend_note(backend, device)}", file=sys.stderr)
