@@ -21,7 +21,9 @@ import io
 import json
 import logging
 import os
+import sys
 import time
+import types
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -38,14 +40,41 @@ OPSET = 20  # 20: GELU is one Gelu node (opset 18 spelt it as five: Div, Erf, Ad
 EXPORTER = f"torch.onnx.export(dynamo=True) torch {torch.__version__}"
 
 
+def _hash_code(h: Any, code: types.CodeType) -> None:
+    """Feed a code object's bytecode, names and constants (recursively) into ``h``: deterministic across
+    processes, unlike ``marshal`` (whose reference flags follow refcounts)."""
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames)).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _hash_code(h, const)
+        elif isinstance(const, frozenset):  # set order follows string hashing, which varies per process
+            h.update(repr(sorted(map(repr, const))).encode())
+        else:
+            h.update(repr(const).encode())
+
+
 def code_hash(module: GraphModule) -> str:
-    """SHA-256 (16 hex) of the source files of every class in ``module`` (the graph wrapper, the network and its
-    layers): a graph exported before the code changed is stale even when the weights are the same."""
-    files = sorted({inspect.getsourcefile(type(m)) or "" for m in module.modules()})
+    """SHA-256 (16 hex) of the code this process *runs* for ``module``: every function and class defined in
+    the Python modules of its classes (the graph wrapper, the network, its layers and their helpers). A
+    graph exported before the code changed is stale even when the weights are the same, and, as the
+    loaded code (not the file on disk) is hashed, a file edited after import cannot file an old graph
+    under the new code's key."""
+    names = sorted({type(m).__module__ for m in module.modules()})
     h = hashlib.sha256()
-    for f in files:
-        if f:
-            h.update(Path(f).read_bytes())
+    for name in names:
+        mod = sys.modules.get(name)
+        if mod is None:
+            continue
+        h.update(name.encode())
+        for attr, value in sorted(vars(mod).items()):
+            if getattr(value, "__module__", None) != name:
+                continue  # imported from elsewhere: hashed with its own module, if it is a graph's
+            funcs = [value] if inspect.isfunction(value) else (
+                [f for _, f in sorted(vars(value).items()) if inspect.isfunction(f)] if inspect.isclass(value) else [])
+            for f in funcs:
+                h.update(f"{attr}.{f.__name__}".encode())
+                _hash_code(h, f.__code__)
     return h.hexdigest()[:16]
 
 
@@ -124,7 +153,7 @@ def read_graph_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 @contextlib.contextmanager
 def _quiet_exporter() -> Any:
     """The dynamo exporter prints progress lines and logs warnings per graph: keep them off the terminal."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
@@ -139,7 +168,7 @@ def _quiet_exporter() -> Any:
 def graph_modules(weights_dir: str | os.PathLike[str] | None = None,
                   instruments: Iterable[str] = ("piano", "guitar")) -> list[GraphModule]:
     """Every graph of the shipped live models: the causal beat net (step + window), the offline beat net
-    (window), the hits transformer (encoder + step), the U-Net, and Drum2Music per weights that play an
+    (window), the hits transformer (encoder, step, prefill), the U-Net, and Drum2Music per weights that play an
     instrument (encoder, step, memory)."""
     from rhythmicnet.models.beat_model import has_beat_model, load_beat_model
     from rhythmicnet.models.drum2music import Drum2Music, music_model_name
@@ -149,6 +178,7 @@ def graph_modules(weights_dir: str | os.PathLike[str] | None = None,
         BeatWindowGraph,
         DrumUNetGraph,
         HitsEncoderGraph,
+        HitsPrefillGraph,
         HitsStepGraph,
         music_graph_modules,
     )
@@ -162,7 +192,8 @@ def graph_modules(weights_dir: str | os.PathLike[str] | None = None,
     if has_beat_model("full", d):
         mods.append(BeatWindowGraph(load_beat_model("full", d), "beat_full"))  # type: ignore[arg-type]
     r2d = Rhythm2Drum.load(d)
-    mods += [HitsEncoderGraph(r2d.hits_model), HitsStepGraph(r2d.hits_model), DrumUNetGraph(r2d.unet)]
+    mods += [HitsEncoderGraph(r2d.hits_model), HitsStepGraph(r2d.hits_model), HitsPrefillGraph(r2d.hits_model),
+             DrumUNetGraph(r2d.unet)]
     seen = set()
     for inst in instruments:
         name = music_model_name(d, inst)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from rhythmicnet.errors import WeightsError
+from rhythmicnet.errors import OutputError, WeightsError
 from rhythmicnet.models.graphs import GraphModule, GraphSpec, weights_hash
 
 __all__ = ["OnnxGraphs", "OrtGraph", "available_providers", "default_cache_dir", "provider_note", "session_options"]
@@ -161,7 +161,7 @@ class OrtGraph:
             if isinstance(value, ort.OrtValue):
                 binding.bind_ortvalue_input(name, value)
             else:
-                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+                binding.bind_cpu_input(name, _c_array(value))
         for name in self.spec.outputs:
             binding.bind_output(name, "cuda" if name in self._kept else "cpu")
         self.session.run_with_iobinding(binding)
@@ -180,7 +180,7 @@ class OrtGraph:
             if not self.on_gpu:
                 value = _host(value)
             if not isinstance(value, ort.OrtValue):
-                value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value), device, 0)
+                value = ort.OrtValue.ortvalue_from_numpy(_c_array(value), device, 0)
             keep_alive.append(value)
             binding.bind_ortvalue_input(name, value)
         outputs = self.spec.outputs
@@ -191,7 +191,7 @@ class OrtGraph:
                 if isinstance(value, ort.OrtValue) and (self.on_gpu or value.device_name() == "cpu"):
                     binding.bind_ortvalue_input(name, value)
                 else:
-                    binding.bind_cpu_input(name, np.ascontiguousarray(_host(value)))
+                    binding.bind_cpu_input(name, _c_array(_host(value)))
             # outputs bound anew each run: ORT then allocates fresh buffers, so an output fed back as the
             # next input (the state) is never overwritten while it is read
             for name in outputs:
@@ -205,6 +205,11 @@ class OrtGraph:
 
     def fetch(self, value: Any) -> np.ndarray:
         return value.numpy() if hasattr(value, "numpy") and not isinstance(value, np.ndarray) else np.asarray(value)
+
+
+def _c_array(value: Any) -> np.ndarray:
+    """A C-contiguous array with its shape kept (``np.ascontiguousarray`` makes a 0-d scalar 1-d)."""
+    return np.asarray(value, order="C")
 
 
 def _host(value: Any) -> Any:
@@ -231,7 +236,7 @@ class CudaGraphStep:
         self.sessions = [ort.InferenceSession(str(path), so, providers=[(CUDA, opts[0])]) for _ in range(2)]
 
         def buf(a: np.ndarray) -> Any:
-            return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), "cuda", 0)
+            return ort.OrtValue.ortvalue_from_numpy(_c_array(a), "cuda", 0)
 
         self.inputs = {n: buf(example[n]) for n in spec.inputs if n not in self.pairs}
         self.state = [{n: buf(example[n]) for n in self.pairs}, {n: buf(example[n]) for n in self.pairs}]
@@ -254,11 +259,11 @@ class CudaGraphStep:
     def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         i = self.turn
         for n, v in self.inputs.items():
-            v.update_inplace(np.ascontiguousarray(inputs[n]))
+            v.update_inplace(_c_array(inputs[n]))
         for n in self.pairs:
             given = inputs[n]
             if given is not self.state[i][n]:  # a fresh state (numpy) goes into this turn's buffer
-                self.state[i][n].update_inplace(np.ascontiguousarray(self.fetch(given)))
+                self.state[i][n].update_inplace(_c_array(self.fetch(given)))
         self.sessions[i].run_with_iobinding(self.bindings[i])
         self.turn = 1 - i
         out: dict[str, Any] = {n: v.numpy() for n, v in self.fetched.items()}
@@ -334,6 +339,11 @@ class OnnxGraphs:
                     and [i["name"] for i in m["inputs"]] == list(module.spec.inputs))
 
         if not fresh():
+            try:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OutputError(f"{self.cache_dir}: cannot use as the ONNX cache folder ({e.strerror or e}); "
+                                  "set RHYTHMICNET_ONNX_CACHE to a writable folder") from e
             with _file_lock(path.with_suffix(".lock")):
                 if not fresh():  # another process may have exported it while we waited
                     log.info("exporting %s", path.name)

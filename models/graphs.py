@@ -108,7 +108,7 @@ class TorchGraph:
     def _tensor(self, value: Any) -> Tensor:
         if isinstance(value, Tensor):
             return value
-        return torch.from_numpy(np.ascontiguousarray(value)).to(self.device)
+        return torch.from_numpy(_c_array(value)).to(self.device)
 
     @torch.no_grad()
     def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,6 +123,12 @@ class TorchGraph:
 
     def fetch(self, value: Any) -> np.ndarray:
         return value.cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
+
+
+def _c_array(value: Any) -> np.ndarray:
+    """A C-contiguous array of ``value`` with its shape kept (``np.ascontiguousarray`` makes a 0-d scalar
+    like a step's ``length`` 1-d)."""
+    return np.asarray(value, order="C")
 
 
 def torch_graph(module: GraphModule) -> Graph:

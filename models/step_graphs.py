@@ -45,6 +45,7 @@ __all__ = [
     "BeatWindowGraph",
     "DrumUNetGraph",
     "HitsEncoderGraph",
+    "HitsPrefillGraph",
     "HitsStepGraph",
     "MusicEncoderGraph",
     "MusicMemoryGraph",
@@ -158,6 +159,54 @@ class HitsStepGraph(GraphModule):
             cache = self.model.init_cache(memory)
         k, v, length = self.empty_cache(2)
         return (torch.ones(2, dtype=torch.long), k, v, cache.cross_k, cache.cross_v, length, memory)
+
+
+class HitsPrefillGraph(GraphModule):
+    """The forced prefix of a window (the bar already played) through the decoder in one pass, instead of
+    one step per token: tokens_in (B, T) int64 (``bos`` then the forced tokens), cross_k, cross_v
+    (L, B, H, S, Dh), memory (B, S, D) -> logits (B, V) of position T - 1 (the first token to sample) and
+    the cache after T tokens: self_k_out, self_v_out (L, B, H, max_steps, Dh), length_out () = T (kept).
+    The same cache :class:`HitsStepGraph` builds token by token (the tests check it to 1e-4)."""
+
+    def __init__(self, model: HitsTransformer, source: str = "rhythm2drum_hits") -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.source = source
+        batch = {1: "batch"}
+        self.spec = GraphSpec(
+            "hits_prefill", ("tokens_in", "cross_k", "cross_v", "memory"),
+            ("logits", "self_k_out", "self_v_out", "length_out"), kept=("self_k_out", "self_v_out", "length_out"),
+            dynamic={"tokens_in": {0: "batch", 1: "steps"}, "cross_k": batch, "cross_v": batch,
+                     "memory": {0: "batch"}})
+
+    def forward(self, tokens_in: Tensor, cross_k: Tensor, cross_v: Tensor, memory: Tensor) -> tuple[Tensor, ...]:
+        m = self.model
+        c = m.config
+        b, t = tokens_in.shape[0], tokens_in.shape[1]
+        idx = m.step_index[:t]
+        x = m.token_embedding(tokens_in) + m.decoder_positions(idx)  # (B, T, D)
+        if c.aligned_memory:
+            x = x + memory[:, :t]
+        causal = idx.view(-1, 1) >= idx.view(1, -1)  # (T, T)
+        pad = torch.zeros(b, c.n_heads, c.max_steps - t, c.head_dim, dtype=x.dtype)
+        ks, vs = [], []
+        for i, layer in enumerate(m.decoder_layers):
+            h = layer.ln_self(x)
+            k, v = layer.self_attn.project_kv(h)  # (B, H, T, Dh)
+            ks.append(torch.cat([k, pad], dim=2))
+            vs.append(torch.cat([v, pad], dim=2))
+            x = x + layer.self_attn.attend(h, k, v, causal)
+            x = layer._after_self(x, cross_k[i], cross_v[i])
+        logits = F.linear(m.decoder_norm(x[:, -1]), m.token_embedding.weight)  # (B, V), tied weights
+        return logits, torch.stack(ks), torch.stack(vs), torch.full((), t, dtype=torch.long)
+
+    def example_inputs(self) -> tuple[Tensor, ...]:
+        rhythm = torch.zeros(2, 32, dtype=torch.long)
+        with torch.no_grad():
+            memory = self.model.encode(rhythm)
+            cache = self.model.init_cache(memory)
+        tokens = torch.randint(0, self.model.config.vocab_size, (2, 17))
+        return (tokens, cache.cross_k, cache.cross_v, memory)
 
 
 class DrumUNetGraph(GraphModule):
