@@ -43,6 +43,7 @@ from rhythmicnet.models.step_graphs import (
     MusicStepGraph,
 )
 from rhythmicnet.models.weights import WEIGHTS_DIR
+from tests.models.test_beat_net import randomise_norms  # non-trivial batch-norm statistics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CLIP = REPO_ROOT / "offline" / "examples" / "jumping_jacks.mp4"
@@ -142,19 +143,6 @@ def spread_weights(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
-def randomise_norms(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial batch-norm statistics, so eval-mode BN is not the identity (as tests/models/test_beat_net.py)."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-            n = m.num_features
-            assert m.running_mean is not None and m.running_var is not None
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            with torch.no_grad():
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-    return model
 
 
 def make_beat_model(seed: int = 0) -> BeatNet:
@@ -372,8 +360,8 @@ def dancer_10s() -> np.ndarray:
     return dancer_features(10.0)
 
 
-def _rock_grid(bars: int = 4) -> DrumGrid:
-    """A plain rock beat (kick 0/8, snare 4/12, closed hi-hat on 8ths) with a fill in the last bar."""
+def rock_hits(bars: int = 4) -> np.ndarray:
+    """A plain rock beat (kick 0/8, snare 4/12, closed hi-hat on 8ths) with a fill in the last bar: (9, 16 bars)."""
     hits = np.zeros((9, 16 * bars), bool)
     for b in range(bars):
         o = 16 * b
@@ -381,7 +369,11 @@ def _rock_grid(bars: int = 4) -> DrumGrid:
         hits[1, [o + 4, o + 12]] = True
         hits[2, o : o + 16 : 2] = True
     hits[5:8, -4:] = True
-    return DrumGrid.from_hits(hits, velocity=0.8, bpm=120.0)
+    return hits
+
+
+def _rock_grid(bars: int = 4) -> DrumGrid:
+    return DrumGrid.from_hits(rock_hits(bars), velocity=0.8, bpm=120.0)
 
 
 @pytest.fixture(scope="session")

@@ -29,14 +29,9 @@ CPU_ONLY = pytest.mark.skipif(cuda_usable(), reason="this machine has a CUDA dev
 def write_drum_midi(path: Path, bars: int = 4) -> Path:
     """A drum MIDI file (rock beat with a fill, 110 BPM) written by the project's own writer."""
     from rhythmicnet.offline.drum_midi import write_midi_file
+    from tests.export.conftest import rock_hits
 
-    hits = np.zeros((9, 16 * bars), bool)
-    for b in range(bars):
-        o = 16 * b
-        hits[0, [o, o + 8, o + 10]] = True
-        hits[1, [o + 4, o + 12]] = True
-        hits[2, o : o + 16 : 2] = True
-    hits[5:8, -4:] = True
+    hits = rock_hits(bars)
     rng = np.random.default_rng(0)
     vel = np.where(hits, rng.uniform(0.5, 1.0, hits.shape), 0.0).astype(np.float32)
     return write_midi_file(DrumGrid(hits, vel, np.zeros_like(vel), 110.0), path)
