@@ -23,6 +23,7 @@ seed gives the same output on every backend (up to a top-k tie decided by a last
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -102,7 +103,8 @@ class TorchGraph:
     def __init__(self, module: GraphModule) -> None:
         self.module = module.eval()
         self.spec = module.spec
-        self.device = next(iter(module.buffers()), torch.zeros(0)).device
+        # the module's device (a model moved to CUDA runs there; numpy inputs are moved to it)
+        self.device = next(itertools.chain(module.parameters(), module.buffers()), torch.zeros(0)).device
         self.provider = f"torch ({self.device.type})"
 
     def _tensor(self, value: Any) -> Tensor:
