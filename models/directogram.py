@@ -12,6 +12,8 @@ the kinematic offsets peak. Bin centres are theta_k = 2*pi*k/N.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 N_BINS = 12
@@ -59,11 +61,21 @@ def kinematic_offsets(keypoints: np.ndarray, confidence: np.ndarray, n_bins: int
     return out
 
 
+@dataclass(frozen=True)
+class KinematicOffsetState:
+    """The previous frame (keypoints (J, 2), confidence (J,)) and the previous directogram row (n_bins,)."""
+
+    prev_kp: np.ndarray | None = None
+    prev_conf: np.ndarray | None = None
+    prev_dir: np.ndarray | None = None
+
+
 class KinematicOffsetStream:
     """Causal frame-by-frame kinematic offsets; equals ``kinematic_offsets`` on the same frames.
 
     Streaming contract: ``reset()``, ``process_online(kp (N, J, 2), conf (N, J)) -> (N,)``,
-    ``process_offline(kp, conf) -> (T,)``. State: the previous frame and the previous directogram row.
+    ``process_offline(kp, conf) -> (T,)``, and the pure :meth:`advance` on a :class:`KinematicOffsetState`
+    (``step`` is its stateful form).
     """
 
     def __init__(self, n_bins: int = N_BINS) -> None:
@@ -77,18 +89,26 @@ class KinematicOffsetStream:
         self._prev_conf = None
         self._prev_dir = None
 
-    def step(self, keypoints: np.ndarray, confidence: np.ndarray) -> float:
-        """One frame: (J, 2), (J,) -> ko for this frame."""
+    def advance(self, state: KinematicOffsetState, keypoints: np.ndarray, confidence: np.ndarray
+                ) -> tuple[float, KinematicOffsetState]:
+        """Pure: one frame (J, 2), (J,) -> ko for this frame and the new state."""
         value = 0.0
-        if self._prev_kp is not None and self._prev_conf is not None:
-            vel = (keypoints.astype(np.float64) - self._prev_kp)[None]
-            valid = ((confidence > 0) & (self._prev_conf > 0))[None]
+        prev_dir = state.prev_dir
+        if state.prev_kp is not None and state.prev_conf is not None:
+            vel = (keypoints.astype(np.float64) - state.prev_kp)[None]
+            valid = ((confidence > 0) & (state.prev_conf > 0))[None]
             d = directogram(vel, valid, self.n_bins)[0]
-            if self._prev_dir is not None:
-                value = float(np.maximum(d - self._prev_dir, 0.0).mean())
-            self._prev_dir = d
-        self._prev_kp = keypoints.astype(np.float64).copy()
-        self._prev_conf = confidence.copy()
+            if prev_dir is not None:
+                value = float(np.maximum(d - prev_dir, 0.0).mean())
+            prev_dir = d
+        return value, KinematicOffsetState(keypoints.astype(np.float64).copy(), np.array(confidence, copy=True),
+                                           prev_dir)
+
+    def step(self, keypoints: np.ndarray, confidence: np.ndarray) -> float:
+        """One frame: (J, 2), (J,) -> ko for this frame (the kept state moves on)."""
+        value, new = self.advance(KinematicOffsetState(self._prev_kp, self._prev_conf, self._prev_dir),
+                                  keypoints, confidence)
+        self._prev_kp, self._prev_conf, self._prev_dir = new.prev_kp, new.prev_conf, new.prev_dir
         return value
 
     def process_online(self, keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:

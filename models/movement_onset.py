@@ -14,7 +14,8 @@ between frames t-1 and t, so the event is reported on the movement's first frame
 frames) — the design target is 2 frames.
 
 Streaming contract: ``reset()``, ``process_online(kp (N,17,2), conf (N,17)) -> bool (N,)``,
-``process_offline(kp, conf) -> bool (T,)`` (the same causal detector over a whole clip).
+``process_offline(kp, conf) -> bool (T,)`` (the same causal detector over a whole clip), and the pure
+``advance`` on an explicit :class:`OnsetStreamState`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from rhythmicnet.models.directogram import N_BINS, KinematicOffsetStream
+from rhythmicnet.models.directogram import N_BINS, KinematicOffsetState, KinematicOffsetStream
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,14 @@ class MovementOnsetState:
     mad: float = 0.0
     above: bool = False
     last_onset: int = -(10**9)
+
+
+@dataclass(frozen=True)
+class OnsetStreamState:
+    """The detector's whole state: the kinematic-offset stream's and the decision's."""
+
+    offsets: KinematicOffsetState = field(default_factory=KinematicOffsetState)
+    decision: MovementOnsetState = field(default_factory=MovementOnsetState)
 
 
 @dataclass
@@ -76,6 +85,13 @@ class MovementOnsetDetector:
         new = replace(state, frame=state.frame + 1, mean=mean, mad=mad, above=above,
                       last_onset=state.frame if onset else state.last_onset)
         return new, onset
+
+    def advance(self, state: OnsetStreamState, keypoints: np.ndarray, confidence: np.ndarray
+                ) -> tuple[OnsetStreamState, bool]:
+        """Pure: one frame (17, 2), (17,) -> the new state and whether a sudden movement starts here."""
+        ko, ko_state = self._ko.advance(state.offsets, keypoints, confidence)
+        decision, onset = self.decide(state.decision, ko)
+        return OnsetStreamState(ko_state, decision), onset
 
     def step(self, keypoints: np.ndarray, confidence: np.ndarray) -> bool:
         """One frame: (17, 2), (17,) -> whether a sudden movement starts at this frame."""

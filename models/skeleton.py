@@ -162,13 +162,22 @@ def normalize_clip(keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
     return apply_body_frame(keypoints, clip_body_frame(keypoints, confidence))
 
 
+@dataclass(frozen=True)
+class RunningFrameState:
+    """The running centre (2,) and scale of :class:`RunningBodyFrame` (None before the first seen frame)."""
+
+    centre: np.ndarray | None = None
+    scale: float | None = None
+
+
 @dataclass
 class RunningBodyFrame:
     """Live normalisation: an exponential running estimate of centre and scale.
 
     The time constant ``tau_s`` (default 3 s, >= 2 s as the design notes ask) keeps the estimate
     slow enough that a beat's bounce (a few hundred ms) passes through normalisation intact.
-    Streaming contract: ``reset()``, ``process_online(kp_frame, conf_frame, dt)``.
+    Streaming contract: ``reset()``, ``process_online(kp_frame, conf_frame, dt)``, and the pure
+    :meth:`advance` on an explicit :class:`RunningFrameState`.
     """
 
     tau_s: float = 3.0
@@ -179,21 +188,29 @@ class RunningBodyFrame:
         self.centre = None
         self.scale = None
 
-    def process_online(self, keypoints: np.ndarray, confidence: np.ndarray, dt: float) -> np.ndarray:
-        """Update with one frame and normalise it. Shapes: (17, 2), (17,) -> (17, 2)."""
+    def advance(self, state: RunningFrameState, keypoints: np.ndarray, confidence: np.ndarray, dt: float
+                ) -> tuple[np.ndarray, RunningFrameState]:
+        """Pure: one frame -> its normalised keypoints and the new state. Shapes: (17, 2), (17,) -> (17, 2)."""
         kp = keypoints[None]
         conf = confidence[None]
         hips_ok = conf[0, list(HIP_JOINTS)].min() > 0
         torso = float(_torso_length(kp, conf)[0])
         alpha = 1.0 - float(np.exp(-dt / self.tau_s))
+        centre_est, scale_est = state.centre, state.scale
         if hips_ok:
             c = kp[0, list(HIP_JOINTS)].mean(axis=0).astype(np.float64)
-            self.centre = c if self.centre is None else self.centre + alpha * (c - self.centre)
+            centre_est = c if centre_est is None else centre_est + alpha * (c - centre_est)
         if np.isfinite(torso):
-            self.scale = torso if self.scale is None else self.scale + alpha * (torso - self.scale)
-        centre = self.centre if self.centre is not None else np.zeros(2)
-        scale = self.scale if self.scale else 1.0
-        return ((keypoints - centre) / max(scale, 1e-6)).astype(np.float32)
+            scale_est = torso if scale_est is None else scale_est + alpha * (torso - scale_est)
+        centre = centre_est if centre_est is not None else np.zeros(2)
+        scale = scale_est if scale_est else 1.0
+        return ((keypoints - centre) / max(scale, 1e-6)).astype(np.float32), RunningFrameState(centre_est, scale_est)
+
+    def process_online(self, keypoints: np.ndarray, confidence: np.ndarray, dt: float) -> np.ndarray:
+        """Update with one frame and normalise it. Shapes: (17, 2), (17,) -> (17, 2)."""
+        out, new = self.advance(RunningFrameState(self.centre, self.scale), keypoints, confidence, dt)
+        self.centre, self.scale = new.centre, new.scale
+        return out
 
 
 def normalize_running(keypoints: np.ndarray, confidence: np.ndarray, fps: float, tau_s: float = 3.0) -> np.ndarray:

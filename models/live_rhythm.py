@@ -1,0 +1,125 @@
+"""Causal Video2Rhythm: keypoint frames as they arrive -> beat activation, tempo, phase, predicted beats and
+movement onsets, one model-rate frame at a time (the live form of ``offline/video2rhythm.py``).
+
+Per arriving frame (any rate, any clock) :class:`LiveRhythm` runs, for each 30 fps frame it completes:
+
+1. :class:`~.stream_resampler.StreamResampler` (timestamps -> the model rate);
+2. :class:`~.skeleton.RunningBodyFrame` (running centre and scale, tau 3 s);
+3. the beat features (:class:`~.beat_features.BeatFeatureStream`);
+4. the causal beat net's step graph (:class:`~.step_graphs.BeatStepGraph`, torch or ONNX Runtime through
+   the graph factory);
+5. :class:`~.fixed_lag_beats.FixedLagBeatTracker` (tempo, phase and the next beats at once; beats 1 s late);
+6. :class:`~.movement_onset.MovementOnsetDetector` (the low-latency style reaction).
+
+Streaming contract: the explicit frozen :class:`LiveRhythmState` holds every stage's state, :meth:`LiveRhythm.step`
+is pure, and ``reset`` / ``process_online`` / ``process_offline`` follow the design notes. Feeding a clip frame
+by frame gives ``process_offline`` of the clip; the figures equal those of the stages run one after another
+over the whole clip (the tests check both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rhythmicnet.models.beat_features import BeatFeatureState, BeatFeatureStream
+from rhythmicnet.models.beat_hmm import BeatEstimate, BeatTrackerConfig
+from rhythmicnet.models.beat_net import BEAT_STATE_FIELDS, BeatNet
+from rhythmicnet.models.fixed_lag_beats import DEFAULT_LAG, FixedLagBeatTracker, FixedLagState
+from rhythmicnet.models.graphs import GraphFactory, torch_graph
+from rhythmicnet.models.keypoints import MODEL_FPS, KeypointSequence
+from rhythmicnet.models.movement_onset import MovementOnsetDetector, OnsetStreamState
+from rhythmicnet.models.skeleton import RunningBodyFrame, RunningFrameState
+from rhythmicnet.models.step_graphs import BeatStepGraph
+from rhythmicnet.models.stream_resampler import ResamplerState, StreamResampler
+
+__all__ = ["LiveFrame", "LiveRhythm", "LiveRhythmState"]
+
+
+@dataclass(frozen=True)
+class LiveRhythmState:
+    """Every stage's state; ``beat`` holds the beat step graph's state values in ``BEAT_STATE_FIELDS`` order
+    (backend handles). Never changed in place."""
+
+    resampler: ResamplerState
+    body: RunningFrameState
+    features: BeatFeatureState
+    beat: tuple[Any, ...]
+    tracker: FixedLagState
+    onset: OnsetStreamState
+
+
+@dataclass(frozen=True, eq=False)
+class LiveFrame:
+    """One model-rate frame: ``time`` (s from the first arrival), beat and downbeat activation in [0, 1], the
+    tracker's :class:`~.beat_hmm.BeatEstimate` (tempo, phase, next beats; a decided beat 1 s late), and
+    whether a sudden movement starts here."""
+
+    time: float
+    activation: float
+    downbeat: float
+    estimate: BeatEstimate
+    onset: bool
+
+
+class LiveRhythm:
+    """The causal rhythm stage (see the module docstring). ``beat_model``: the causal beat net
+    (``beat_full_causal``), in eval mode; ``graphs``: the backend of its step graph."""
+
+    def __init__(self, beat_model: BeatNet, *, graphs: GraphFactory = torch_graph,
+                 tracker: BeatTrackerConfig = BeatTrackerConfig(fps=MODEL_FPS), lag: int = DEFAULT_LAG,  # noqa: B008
+                 source: str = "beat_full_causal") -> None:
+        if not beat_model.config.causal:
+            raise ValueError("LiveRhythm needs the causal beat model")
+        self.beat_model = beat_model.eval()
+        self.resampler = StreamResampler(MODEL_FPS)
+        self.body = RunningBodyFrame()
+        self.tracker = FixedLagBeatTracker(tracker, lag)
+        self.onsets = MovementOnsetDetector()
+        self.beat_step = graphs(BeatStepGraph(self.beat_model, source))
+        self.reset()
+
+    def initial_state(self) -> LiveRhythmState:
+        s = self.beat_model.init_state(1)
+        beat = tuple(getattr(s, f).cpu().numpy() for f in BEAT_STATE_FIELDS)
+        return LiveRhythmState(ResamplerState(), RunningFrameState(), BeatFeatureState.initial(), beat,
+                               self.tracker.init_state(), OnsetStreamState())
+
+    def reset(self) -> None:
+        self.state = self.initial_state()
+
+    def step(self, state: LiveRhythmState, time: float, keypoints: np.ndarray, confidence: np.ndarray
+             ) -> tuple[LiveRhythmState, list[LiveFrame]]:
+        """One arriving frame (time s, keypoints (17, 2) px, confidence (17,)) -> the new state and the
+        model-rate frames it completes (zero, one or a few). ``state`` is not changed."""
+        resampler, frames = self.resampler.step(state.resampler, time, keypoints, confidence)
+        body, features, beat = state.body, state.features, state.beat
+        tracker, onset_state = state.tracker, state.onset
+        out = []
+        for t, kp, conf in zip(frames.times, frames.keypoints, frames.confidence, strict=True):
+            norm, body = self.body.advance(body, kp, conf, 1.0 / MODEL_FPS)
+            x, features = BeatFeatureStream.step(features, norm[None], conf[None])  # (1, 17, 5)
+            res = self.beat_step.run({"x": x.astype(np.float32), **dict(zip(BEAT_STATE_FIELDS, beat, strict=True))})
+            beat = tuple(res[f"{f}_out"] for f in BEAT_STATE_FIELDS)
+            activation = float(1.0 / (1.0 + np.exp(-float(res["beat_logit"][0]))))
+            downbeat = float(1.0 / (1.0 + np.exp(-float(res["downbeat_logit"][0]))))
+            tracker, estimate = self.tracker.step(tracker, activation)
+            onset_state, onset = self.onsets.advance(onset_state, norm, conf)
+            out.append(LiveFrame(float(t), activation, downbeat, estimate, onset))
+        return LiveRhythmState(resampler, body, features, beat, tracker, onset_state), out
+
+    def process_online(self, time: float, keypoints: np.ndarray, confidence: np.ndarray) -> list[LiveFrame]:
+        """One arriving frame with the kept state."""
+        self.state, frames = self.step(self.state, time, keypoints, confidence)
+        return frames
+
+    def process_offline(self, sequence: KeypointSequence) -> list[LiveFrame]:
+        """A whole clip, frame by frame from a fresh state (the kept state is left alone)."""
+        state = self.initial_state()
+        out: list[LiveFrame] = []
+        for t, kp, conf in zip(sequence.times, sequence.keypoints, sequence.confidence, strict=True):
+            state, frames = self.step(state, float(t), kp, conf)
+            out += frames
+        return out

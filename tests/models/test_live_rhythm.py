@@ -1,0 +1,68 @@
+"""The causal rhythm stage: online == offline, and == its stages run one after another over the clip."""
+
+import numpy as np
+
+from rhythmicnet.models.beat_features import BeatFeatureStream
+from rhythmicnet.models.beat_net import BeatNetStream
+from rhythmicnet.models.fixed_lag_beats import FixedLagBeatTracker
+from rhythmicnet.models.keypoints import MODEL_FPS
+from rhythmicnet.models.live_rhythm import LiveRhythm
+from rhythmicnet.models.movement_onset import MovementOnsetDetector
+from rhythmicnet.models.skeleton import normalize_running
+from rhythmicnet.models.stream_resampler import StreamResampler
+from tests.models.test_beat_net import make_model
+from tests.models.test_stream_resampler import camera_times, moving_body
+
+
+def _fields(frames):
+    return (np.array([f.time for f in frames]), np.array([f.activation for f in frames]),
+            np.array([f.downbeat for f in frames]), np.array([f.estimate.tempo_bpm for f in frames]),
+            np.array([f.estimate.phase for f in frames]), np.array([f.estimate.is_beat for f in frames]),
+            np.array([f.onset for f in frames]))
+
+
+def test_online_equals_offline_and_each_stage_in_turn():
+    seq = moving_body(camera_times(60, 6.0, 0.003, 0.1), unseen=0.02)
+    stage = LiveRhythm(make_model(causal=True))
+    offline = stage.process_offline(seq)
+    online = []
+    for t, k, c in zip(seq.times, seq.keypoints, seq.confidence, strict=True):
+        online += stage.process_online(t, k, c)
+    for a, b in zip(_fields(online), _fields(offline), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len(offline) == int(np.floor((seq.times[-1] - seq.times[0]) * MODEL_FPS + 1e-6)) + 1
+
+    # the stages one after another over the whole clip give the same figures
+    frames = StreamResampler().process_offline(seq)
+    norm = normalize_running(frames.keypoints, frames.confidence, MODEL_FPS)
+    feats = BeatFeatureStream().process_offline(norm, frames.confidence)
+    act = BeatNetStream(stage.beat_model).process_offline(feats)
+    times, activation, downbeat, tempo, _, is_beat, onset = _fields(offline)
+    np.testing.assert_allclose(times, frames.times, atol=1e-12)
+    np.testing.assert_allclose(activation, act.beat, atol=1e-5)
+    np.testing.assert_allclose(downbeat, act.downbeat, atol=1e-5)
+    tracker = FixedLagBeatTracker()
+    expected = tracker.process_online(activation)
+    np.testing.assert_array_equal(tempo, [e.tempo_bpm for e in expected])
+    np.testing.assert_array_equal(is_beat, [e.is_beat for e in expected])
+    np.testing.assert_array_equal(onset, MovementOnsetDetector().process_offline(norm, frames.confidence))
+
+
+def test_step_is_pure_and_a_second_pass_without_reset_differs():
+    seq = moving_body(camera_times(30, 3.0, 0.0, 0.0))
+    stage = LiveRhythm(make_model(causal=True))
+    state = stage.initial_state()
+    new, frames = stage.step(state, seq.times[0], seq.keypoints[0], seq.confidence[0])
+    assert state.resampler.origin is None and new.resampler.origin == seq.times[0] and len(frames) == 1
+    first = [stage.process_online(t, k, c) for t, k, c in zip(seq.times, seq.keypoints, seq.confidence,
+                                                              strict=True)]
+    first_act = np.array([f.activation for fr in first for f in fr])
+    shifted = seq.times + (seq.times[-1] - seq.times[0]) + 1.0  # the same motion again, later
+    again = [stage.process_online(t, k, c) for t, k, c in zip(shifted, seq.keypoints, seq.confidence, strict=True)]
+    again_act = np.array([f.activation for fr in again for f in fr])
+    n = min(len(first_act), len(again_act))
+    assert np.abs(again_act[:n] - first_act[:n]).max() > 1e-4  # the carried state changes what comes out
+    stage.reset()
+    fresh = np.array([f.activation for t, k, c in zip(seq.times, seq.keypoints, seq.confidence, strict=True)
+                      for f in stage.process_online(t, k, c)])
+    np.testing.assert_array_equal(fresh, first_act)
