@@ -51,6 +51,7 @@ import numpy as np
 
 from rhythmicnet.errors import InputError, OutputError
 from rhythmicnet.fileio import atomic_path
+from rhythmicnet.models.midi_messages import DRUM_CHANNEL  # the channels, defined once
 
 __all__ = [
     "DRUM_CHANNEL",
@@ -68,7 +69,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SOUNDFONT_ENV = "RHYTHMICNET_SOUNDFONT"
-DRUM_CHANNEL = 9
 DRUM_BANK = 128
 SYNTH_GAIN = 0.2
 #: Applied in float after synthesis: FluidR3 at gain 0.2 peaks near -18 dBFS for drums + chords, too

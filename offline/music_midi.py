@@ -17,11 +17,11 @@ import mido
 
 from rhythmicnet.fileio import write_bytes_atomic
 from rhythmicnet.models.drum_grid import DEFAULT_TICKS_PER_BEAT, DrumGrid, grid_to_midi
+from rhythmicnet.models.midi_messages import INSTRUMENT_CHANNEL  # the channels, defined once
 from rhythmicnet.models.remi import STEPS_PER_BAR, BarNote
 
 __all__ = ["instrument_track", "music_midi", "write_music_midi", "INSTRUMENT_CHANNEL"]
 
-INSTRUMENT_CHANNEL = 0
 STEPS_PER_BEAT = 4
 
 

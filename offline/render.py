@@ -44,6 +44,7 @@ from rhythmicnet.fileio import ensure_output_dir, write_text_atomic
 from rhythmicnet.models.drum_grid import OUTPUT_PITCHES, DrumGrid
 from rhythmicnet.models.graphs import GraphFactory
 from rhythmicnet.models.keypoints import KeypointSequence
+from rhythmicnet.models.midi_messages import DRUM_CHANNEL, INSTRUMENT_CHANNEL  # the channels, defined once
 from rhythmicnet.models.remi import BarNote, DrumBar
 from rhythmicnet.models.rhythm_grid import STEPS_PER_BAR, Rhythm
 from rhythmicnet.models.weights import WEIGHTS_DIR
@@ -55,8 +56,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RenderConfig", "RenderResult", "render", "timed_notes", "control_rhythm"]
 
-INSTRUMENT_CHANNEL = 0
-DRUM_CHANNEL = 9
 SAMPLE_RATE = 48000
 #: The groove's micro-timing (the U-Net's offsets, Groove drummers play a 16th's 0.1 behind or ahead,
 #: ~15 ms at 100 BPM) stays on every step except the dancer's beats, where a hit moves at most 10 ms:
