@@ -1,0 +1,71 @@
+"""MIDI clock (24 pulses per quarter note) that follows the dancer's tempo without making the DAW's wobble.
+
+The beat tracker's tempo moves a little on every frame; a DAW slaved to MIDI clock re-estimates its tempo
+from the pulse intervals, so raw estimates would make its tempo jitter. :class:`MidiClock` smooths the
+tempo it plays (exponential, time constant ``tau_s``, and at most ``max_rate`` BPM per second) and plans
+pulses a short ``horizon_s`` ahead into the :class:`~.scheduler.Scheduler`, so every pulse is decided
+before it is due. ``start`` sends Start (0xFA) on the first pulse; ``stop`` sends Stop (0xFC).
+
+State is explicit (:class:`ClockState`) and :meth:`MidiClock.plan` is pure: the engine keeps the state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import mido
+
+__all__ = ["PPQN", "ClockState", "MidiClock"]
+
+PPQN = 24
+
+
+@dataclass(frozen=True)
+class ClockState:
+    """``next_pulse``: clock time of the next pulse not yet planned (None before start); ``tempo_bpm``: the
+    smoothed tempo being played; ``pulses``: pulses planned so far; ``last_update``: time of the last plan."""
+
+    next_pulse: float | None = None
+    tempo_bpm: float = 120.0
+    pulses: int = 0
+    last_update: float | None = None
+
+
+class MidiClock:
+    def __init__(self, *, tau_s: float = 2.0, max_rate: float = 4.0, horizon_s: float = 0.1) -> None:
+        self.tau_s, self.max_rate, self.horizon_s = tau_s, max_rate, horizon_s
+
+    def start(self, at: float, tempo_bpm: float) -> tuple[ClockState, list[tuple[float, mido.Message]]]:
+        """Start at clock time ``at``: Start, then the pulses follow from ``at``."""
+        return ClockState(at, float(tempo_bpm), 0, at), [(at, mido.Message("start"))]
+
+    def smooth(self, state: ClockState, now: float, target_bpm: float) -> float:
+        """The tempo to play after moving towards ``target_bpm`` for the time since the last update."""
+        dt = 0.0 if state.last_update is None else max(0.0, now - state.last_update)
+        alpha = 1.0 - 2.718281828459045 ** (-dt / self.tau_s)
+        step = alpha * (target_bpm - state.tempo_bpm)
+        limit = self.max_rate * dt
+        return state.tempo_bpm + max(-limit, min(limit, step))
+
+    def plan(self, state: ClockState, now: float, target_bpm: float
+             ) -> tuple[ClockState, list[tuple[float, mido.Message]]]:
+        """Pulses due before ``now + horizon_s`` at the smoothed tempo; returns the new state and the
+        (time, message) pairs to schedule. Pure."""
+        if state.next_pulse is None:
+            return state, []
+        tempo = self.smooth(state, now, target_bpm)
+        period = 60.0 / (tempo * PPQN)
+        out = []
+        t, n = state.next_pulse, state.pulses
+        while t < now + self.horizon_s:
+            out.append((t, mido.Message("clock")))
+            t += period
+            n += 1
+        return replace(state, next_pulse=t, tempo_bpm=tempo, pulses=n, last_update=now), out
+
+    def stop(self, state: ClockState, at: float) -> tuple[ClockState, list[tuple[float, mido.Message]]]:
+        """Stop at ``at``, or after the pulses already planned when they run past it (a pulse after Stop
+        would restart some DAWs' clock)."""
+        if state.next_pulse is not None:
+            at = max(at, state.next_pulse)
+        return ClockState(None, state.tempo_bpm, state.pulses, at), [(at, mido.Message("stop"))]
