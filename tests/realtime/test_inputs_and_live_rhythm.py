@@ -1,0 +1,75 @@
+"""Keypoint replay on a simulated and on the real clock, feeding the causal rhythm stage on a synthetic dancer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from rhythmicnet.models.beat_model import has_beat_model, load_beat_model
+from rhythmicnet.models.live_rhythm import LiveRhythm
+from rhythmicnet.offline.synthetic_dancer import generate_clip
+from rhythmicnet.realtime.inputs import KeypointReplay, event_loop_policy
+
+
+@pytest.fixture(scope="module")
+def dance():
+    return generate_clip(seed=8)
+
+
+def test_replay_schedule_keeps_the_clip_timing_and_loops(dance):
+    seq = dance.sequence
+    replay = KeypointReplay(seq, pose_latency_s=0.04, loop=True)
+    frames = []
+    for f in replay.frames(start=100.0):
+        frames.append(f)
+        if len(frames) == 2 * seq.num_frames + 1:
+            break
+    cap = np.array([f.capture_time for f in frames])
+    np.testing.assert_allclose(cap[: seq.num_frames] - 100.0, seq.times - seq.times[0], atol=1e-9)
+    np.testing.assert_allclose([f.arrival_time - f.capture_time for f in frames], 0.04, atol=1e-12)
+    assert np.all(np.diff(cap) > 0)  # the second pass continues the clock
+    assert len(list(KeypointReplay(seq).frames(0.0))) == seq.num_frames  # without loop it ends
+    with pytest.raises(ValueError):
+        KeypointReplay(seq, pose_latency_s=-1)
+
+
+def test_stream_on_the_event_loop_yields_in_order_not_before_arrival(dance):
+    short = type(dance.sequence)(dance.sequence.keypoints[:15], dance.sequence.confidence[:15],
+                                 dance.sequence.times[:15])
+    asyncio.set_event_loop_policy(event_loop_policy())
+
+    async def run() -> list[tuple[float, float]]:
+        loop = asyncio.get_running_loop()
+        return [(f.arrival_time, loop.time()) async for f in KeypointReplay(short, pose_latency_s=0.01).stream()]
+
+    try:
+        got = asyncio.run(run())
+    finally:
+        asyncio.set_event_loop_policy(None)
+    assert len(got) == 15
+    assert all(now >= due - 1e-3 for due, now in got)  # never handed out before its keypoints exist
+
+
+@pytest.mark.skipif(not has_beat_model("full_causal"), reason="shipped causal beat model missing")
+def test_live_rhythm_on_a_replayed_synthetic_dancer_finds_the_tempo(dance):
+    """The shipped causal model through LiveRhythm, fed frame by frame as the replay delivers them: after
+    6 s the tracker's tempo is the dancer's (or its double/half, the metrical ambiguity), and decided beats
+    land near the true ones (seed 8; on seeds 3 / 5 / 8 this measured F 0.50 / 0.98 / 0.95: the stage is
+    the live tracker, its quality is the benchmark's business, this checks the wiring)."""
+    stage = LiveRhythm(load_beat_model("full_causal"))
+    frames = []
+    for f in KeypointReplay(dance.sequence, pose_latency_s=0.04).frames(start=0.0):
+        frames += stage.process_online(f.capture_time, f.keypoints, f.confidence)
+    late = [f for f in frames if f.time > 6.0]
+    tempo = float(np.median([f.estimate.tempo_bpm for f in late]))
+    ratios = [tempo / dance.tempo_bpm * m for m in (0.5, 1.0, 2.0)]
+    assert min(abs(r - 1.0) for r in ratios) < 0.05, (tempo, dance.tempo_bpm)
+    beats = np.array([f.estimate.beat_time for f in frames if f.estimate.is_beat])
+    true = dance.beats - dance.sequence.times[0]
+    near = [np.min(np.abs(true - b)) for b in beats if b > 6.0]
+    assert near and np.median(near) < 0.05  # measured 18.6 ms on this clip
+    import mir_eval
+
+    assert mir_eval.beat.f_measure(true[true > 6.0], beats[beats > 6.0]) > 0.8  # measured 0.95
