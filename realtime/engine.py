@@ -15,13 +15,15 @@ The design notes' live timing, as built here (one thread, driven by :meth:`LiveE
   played if that step is free, and accents the planned hit there if not; the accompaniment is never
   changed by it.
 
-Drum2Music runs here in the same thread (a bar takes a few hundred ms on this machine, a bar lasts ~2 s);
-the issue's own-process variant and the inputs/CLI around it are still to come.
+Drum2Music runs on a worker thread (ONNX Runtime and torch release the GIL while they compute), so a bar
+of accompaniment (a few hundred ms here; a bar lasts ~2 s) never holds up a frame; the issue's
+own-process variant is still to come.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,7 +32,7 @@ from rhythmicnet.models.drum2music import Drum2Music
 from rhythmicnet.models.drum_grid import DrumGrid
 from rhythmicnet.models.live_rhythm import LiveFrame, LiveRhythm
 from rhythmicnet.models.midi_messages import DRUM_CHANNEL, DRUM_NOTES, INSTRUMENT_CHANNEL, note_off, note_on
-from rhythmicnet.models.remi import DrumBar
+from rhythmicnet.models.remi import BarNote, DrumBar
 from rhythmicnet.models.rhythm2drum import DrumPerformer
 from rhythmicnet.realtime.scheduler import Scheduler
 
@@ -59,6 +61,7 @@ class EngineStats:
     frames: int = 0
     notes_planned: int = 0
     reactions: int = 0
+    skipped: int = 0  # notes whose time passed before they could be scheduled
     accents: int = 0
     bars_planned: int = 0
     first_note_time: float | None = None
@@ -67,7 +70,8 @@ class EngineStats:
 
 class LiveEngine:
     def __init__(self, rhythm: LiveRhythm, performer: DrumPerformer, scheduler: Scheduler,
-                 music: Drum2Music | None = None, *, warmup_beats: int = 4, lead_s: float = 0.1) -> None:
+                 music: Drum2Music | None = None, *, warmup_beats: int = 4, lead_s: float = 0.1,
+                 music_worker: bool = True) -> None:
         self.rhythm, self.performer, self.scheduler, self.music = rhythm, performer, scheduler, music
         self.warmup_beats, self.lead_s = warmup_beats, lead_s
         self.stats = EngineStats()
@@ -77,6 +81,10 @@ class LiveEngine:
         self.bars: dict[int, list[PlannedNote]] = {}
         self.onset_times: list[float] = []
         self.rhythm_offset = 0.0  # rhythm time -> clock time (the replay's start)
+        # ``music_worker=False`` plans the accompaniment inline: deterministic runs on a simulated clock
+        self._music_worker = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="drum2music") if music_worker
+                              else None)
+        self._pending_music: dict[int, Future[list[BarNote]]] = {}
 
     # --- the beat grid ---------------------------------------------------------------------------
     def beat_time(self, beats: float) -> float:
@@ -120,20 +128,50 @@ class LiveEngine:
             vel = int(np.clip(round(float(grid.velocities[c, s]) * 127), 1, 127))
             notes.append(PlannedNote(start, start + 0.125, DRUM_CHANNEL, DRUM_NOTES[c], vel))
         if self.music is not None:
-            for n in self.music.next_bar(DrumBar(grid.hits, grid.velocities, 60.0 / self.period)):
-                start = base + n.step / 4
-                notes.append(PlannedNote(start, start + n.duration / 4, INSTRUMENT_CHANNEL, n.pitch, n.velocity))
+            # Drum2Music's bar off the frame loop (ONNX Runtime and torch release the GIL while they compute):
+            # bars are planned in order on one worker, so its memory sees them in order.
+            music = self.music
+            drum_bar = DrumBar(grid.hits, grid.velocities, 60.0 / self.period)
+            if self._music_worker is not None:
+                self._pending_music[bar] = self._music_worker.submit(music.next_bar, drum_bar)
+            else:
+                done: Future[list[BarNote]] = Future()
+                done.set_result(music.next_bar(drum_bar))
+                self._pending_music[bar] = done
         self.bars[bar] = notes
         self.stats.bars_planned += 1
         self.stats.notes_planned += len(notes)
         return notes
 
-    def _schedule_or_retime(self, now: float) -> None:
-        """Give every planned note its time on the current grid (new notes scheduled, pending ones moved; never
-        into the past)."""
+    def _collect_music(self) -> None:
+        """Accompaniment bars that the worker finished join their bar's notes."""
+        for bar, fut in list(self._pending_music.items()):
+            if fut.done():
+                del self._pending_music[bar]
+                if bar not in self.bars:
+                    continue
+                base = bar * 4.0
+                for n in fut.result():
+                    start = base + n.step / 4
+                    self.bars[bar].append(PlannedNote(start, start + n.duration / 4, INSTRUMENT_CHANNEL, n.pitch,
+                                                      n.velocity))
+                    self.stats.notes_planned += 1
+
+    def _schedule_or_retime(self) -> None:
+        """Give every planned note its time on the current grid (new notes scheduled, pending ones moved). A
+        note whose time has passed before it could be scheduled (an accompaniment bar that came late) is
+        skipped, never sent late."""
+        now = self.scheduler.clock.now()
         for notes in self.bars.values():
             for n in notes:
-                on, off = max(now, self.beat_time(n.start_beats)), max(now, self.beat_time(n.end_beats))
+                on, off = self.beat_time(n.start_beats), self.beat_time(n.end_beats)
+                if n.on_id is None and on < now + 0.002:
+                    n.on_id = n.off_id = -1  # skipped
+                    self.stats.skipped += 1
+                    continue
+                if n.on_id == -1:
+                    continue
+                on, off = max(now, on), max(now, off)
                 if n.on_id is None:
                     n.on_id = self.scheduler.schedule(on, note_on(n.channel, n.note, n.velocity))
                     n.off_id = self.scheduler.schedule(off, note_off(n.channel, n.note))
@@ -194,7 +232,8 @@ class LiveEngine:
                 self.plan_bar(bar)
         for bar in [b for b in self.bars if b < current - 1]:  # sent long ago (note-offs included)
             del self.bars[bar]
-        self._schedule_or_retime(now)
+        self._collect_music()
+        self._schedule_or_retime()
         beat = math.floor((now - self.origin) / self.period)
         if beat >= 0 and (not self.stats.beat_grid or self.beat_time(beat) > self.stats.beat_grid[-1] + 0.5 *
                           self.period):
@@ -202,4 +241,6 @@ class LiveEngine:
         self.scheduler.poll()
 
     def stop(self) -> None:
+        if self._music_worker is not None:
+            self._music_worker.shutdown(wait=False, cancel_futures=True)
         self.scheduler.stop()

@@ -56,6 +56,7 @@ class MidiSink:
         self.held: set[tuple[int, int]] = set()  # (channel, note)
         self.channels: set[int] = set()
         self.sent = 0
+        self.notes_sent = 0  # note-ons
         self.closed = False
 
     def _write(self, message: mido.Message, time: float | None) -> None:
@@ -70,6 +71,7 @@ class MidiSink:
         key = (getattr(message, "channel", -1), getattr(message, "note", -1))
         if message.type == "note_on" and message.velocity > 0:
             self.held.add(key)
+            self.notes_sent += 1
         elif message.type in ("note_off", "note_on"):
             self.held.discard(key)
         self._write(message, time)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rhythmicnet import __version__, cli_backend, cli_bench, cli_music, cli_render
+from rhythmicnet import __version__, cli_backend, cli_bench, cli_live, cli_music, cli_render
 from rhythmicnet.cli_backend import add_backend_args, backend_from_args
 from rhythmicnet.errors import InputError, RhythmicNetError
 
@@ -389,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_music.add_music_command(sub)
     cli_render.add_render_command(sub)
     cli_backend.add_export_command(sub)
+    cli_live.add_live_command(sub)
     cli_bench.add_bench_command(sub)
     return parser
 

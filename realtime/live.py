@@ -1,0 +1,168 @@
+"""``rhythmicnet live``: one asyncio loop (uvloop where installed) that feeds input frames to the engine,
+polls the scheduler every millisecond on the loop's monotonic clock, and on any stop (end, ``--duration``,
+an error, Ctrl-C) sends all-notes-off and writes the stats file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rhythmicnet.realtime.inputs import InputFrame, event_loop_policy
+
+__all__ = ["LiveOptions", "run_live"]
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    keypoints: str | None = None
+    video: str | None = None
+    camera: int | None = None
+    loop: bool = False
+    duration: float | None = None
+    pose_latency_ms: float = 40.0
+    midi_port: str | None = None
+    midi_api: str = "auto"
+    instrument: str = "piano"  # piano | guitar | none
+    seed: int = 0
+    temperature: float = 1.2
+    backend: str = "onnx"
+    stats: str | None = None
+    quiet: bool = False
+
+
+class _Loop:
+    """The scheduler's clock: the running event loop's monotonic time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def now(self) -> float:
+        return self.loop.time()
+
+
+@dataclass
+class _InputCounters:
+    dropped: int = 0
+
+
+async def _frames(opts: LiveOptions, counters: _InputCounters) -> AsyncIterator[InputFrame]:
+    if opts.keypoints is not None:
+        from rhythmicnet.offline.keypoint_io import load_keypoints
+        from rhythmicnet.realtime.inputs import KeypointReplay
+
+        seq = load_keypoints(opts.keypoints)
+        async for f in KeypointReplay(seq, pose_latency_s=opts.pose_latency_ms / 1000, loop=opts.loop).stream(
+                duration_s=opts.duration):
+            yield f
+        return
+    from rhythmicnet.realtime.video_input import PoseStream, VideoSource
+
+    source = VideoSource(opts.video, opts.camera, loop=opts.loop)
+    pose = PoseStream()
+    try:
+        async for f in source.stream(pose):
+            counters.dropped = source.dropped
+            yield f
+    finally:
+        pose.close()
+        counters.dropped = source.dropped
+
+
+async def _run(opts: LiveOptions) -> dict[str, Any]:
+    from rhythmicnet.export.backends import configure_threads, graph_factory
+    from rhythmicnet.models.beat_model import load_beat_model
+    from rhythmicnet.models.drum2music import Drum2Music
+    from rhythmicnet.models.live_rhythm import LiveRhythm
+    from rhythmicnet.models.midi_messages import INSTRUMENT_CHANNEL, program_change
+    from rhythmicnet.models.music_transformer import SamplingConfig as MusicSampling
+    from rhythmicnet.models.rhythm2drum import Rhythm2Drum
+    from rhythmicnet.models.rhythm2drum import SamplingConfig as DrumSampling
+    from rhythmicnet.realtime.engine import LiveEngine
+    from rhythmicnet.realtime.midi_out import MidiPortSink
+    from rhythmicnet.realtime.scheduler import Scheduler
+
+    configure_threads()
+    graphs = graph_factory(opts.backend)
+    loop = asyncio.get_running_loop()
+    sink = MidiPortSink(opts.midi_port, api=opts.midi_api)
+    scheduler = Scheduler(sink, _Loop(loop))
+    music = None if opts.instrument == "none" else Drum2Music.load(
+        instrument=opts.instrument, sampling=MusicSampling(temperature=opts.temperature, seed=opts.seed), graphs=graphs)
+    engine = LiveEngine(LiveRhythm(load_beat_model("full_causal"), graphs=graphs),
+                        Rhythm2Drum.load(graphs=graphs).performer(DrumSampling(seed=opts.seed)), scheduler, music)
+    if music is not None:
+        sink.send(program_change(INSTRUMENT_CHANNEL, music.program))
+    frame_ms: list[float] = []
+    t_start = loop.time()
+    stop = asyncio.Event()
+
+    async def poller() -> None:
+        while not stop.is_set():
+            scheduler.poll()
+            await asyncio.sleep(0.001)
+
+    poll_task = asyncio.create_task(poller())
+    counters = _InputCounters()
+    last_status = 0.0
+    try:
+        async for f in _frames(opts, counters):
+            if opts.duration is not None and loop.time() - t_start > opts.duration:
+                break
+            t0 = time.perf_counter()
+            engine.on_frame(f.capture_time, f.keypoints, f.confidence, loop.time())
+            frame_ms.append((time.perf_counter() - t0) * 1000)
+            if not opts.quiet and loop.time() - last_status > 0.5:
+                last_status = loop.time()
+                tempo = 60.0 / engine.period if engine.origin is not None else float("nan")
+                bar = (int((loop.time() - engine.origin) / engine.period / 4) if engine.origin is not None
+                       and loop.time() >= engine.origin else -1)
+                print(f"\rtempo {tempo:6.1f} BPM  bar {bar:4d}  frame {np.median(frame_ms):5.1f} ms  "
+                      f"late {scheduler.late_events}  sent {scheduler.sent}", end="", file=sys.stderr, flush=True)
+    finally:
+        stop.set()
+        await poll_task
+        engine.stop()
+        sink.close()
+        if not opts.quiet:
+            print(file=sys.stderr)
+    fm = np.array(frame_ms) if frame_ms else np.zeros(1)
+    return {
+        "frames": engine.stats.frames,
+        "dropped_frames": counters.dropped,
+        "notes_sent": sink.notes_sent,
+        "late_events": scheduler.late_events,
+        "hanging_notes": len(sink.held),
+        "tempo_bpm": round(60.0 / engine.period, 2) if engine.origin is not None else None,
+        "per_frame_ms": {"median_ms": float(np.median(fm)), "p99_ms": float(np.percentile(fm, 99))},
+        "first_note_s": None if engine.stats.first_note_time is None else engine.stats.first_note_time - t_start,
+        "bars_planned": engine.stats.bars_planned,
+        "reactions": engine.stats.reactions,
+        "accents": engine.stats.accents,
+        "beat_grid": [round(t - t_start, 4) for t in engine.stats.beat_grid],
+        "midi_port": sink.name,
+        "backend": opts.backend,
+    }
+
+
+def run_live(opts: LiveOptions) -> dict[str, Any]:
+    """Run until the input ends, ``duration`` passes or Ctrl-C; returns the stats (also written to --stats)."""
+    asyncio.set_event_loop_policy(event_loop_policy())
+    stats: dict[str, Any] = {}
+    try:
+        stats = asyncio.run(_run(opts))
+    finally:
+        asyncio.set_event_loop_policy(None)
+        if opts.stats and stats:
+            from rhythmicnet.fileio import write_text_atomic
+
+            write_text_atomic(Path(opts.stats), json.dumps(stats, indent=1) + "\n")
+    return stats

@@ -1,0 +1,145 @@
+"""Video input for the live engine: a video file played at its real frame rate as if it were a camera
+(``--video FILE``, ``--loop``), or a camera (``--camera N``), with pose estimation per frame.
+
+Frames are read by OpenCV on a thread and stamped at capture (the event loop's monotonic clock); only the
+newest frame goes to pose (mediapipe PoseLandmarker in VIDEO mode, one performer kept by
+:class:`~rhythmicnet.offline.pose_estimation.PerformerTracker`), which runs off the event loop in an
+executor thread; frames that arrive while pose is busy are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from rhythmicnet.errors import DeviceError, InputError
+from rhythmicnet.models.skeleton import NUM_JOINTS
+from rhythmicnet.realtime.inputs import InputFrame
+
+__all__ = ["PoseStream", "VideoSource"]
+
+
+class PoseStream:
+    """Per-frame pose: BGR image -> COCO-17 keypoints (17, 2) px and confidence (17,) of one performer."""
+
+    def __init__(self, max_people: int = 1) -> None:
+        from rhythmicnet.offline.pose_estimation import _create_landmarker, _native_stderr_silenced
+
+        with _native_stderr_silenced():
+            self.landmarker = _create_landmarker(max_people)
+        self.tracker: Any = None  # a PerformerTracker once the frame size is known
+        self.t0: float | None = None
+        self.last_ms = -1
+
+    def estimate(self, bgr: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        import mediapipe as mp
+
+        from rhythmicnet.offline.pose_estimation import _MAP, PerformerTracker, _candidates
+
+        h, w = bgr.shape[:2]
+        if self.tracker is None:
+            self.tracker = PerformerTracker(image_size=(w, h))
+        self.t0 = t if self.t0 is None else self.t0
+        ms = max(int(round((t - self.t0) * 1000)), self.last_ms + 1)
+        self.last_ms = ms
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        result = self.landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb), ms)
+        cands = _candidates(result, w, h)
+        idx = self.tracker.update(cands, t - self.t0)
+        if idx is None:
+            return np.zeros((NUM_JOINTS, 2), np.float32), np.zeros(NUM_JOINTS, np.float32)
+        c = cands[idx]
+        return c.landmarks[_MAP].astype(np.float32), c.visibility[_MAP].astype(np.float32)
+
+    def close(self) -> None:
+        from rhythmicnet.offline.pose_estimation import _native_stderr_silenced
+
+        with _native_stderr_silenced():  # mediapipe logs its teardown on the native stderr
+            self.landmarker.close()
+
+
+class VideoSource:
+    """Frames of a video file (paced at its frame rate) or a camera, newest first, with pose."""
+
+    def __init__(self, video: str | None = None, camera: int | None = None, *, loop: bool = False,
+                 downscale_to: int = 640) -> None:
+        if video is not None:
+            path = Path(video)
+            if not path.is_file():
+                raise InputError(f"{path}: file not found")
+            self.cap = cv2.VideoCapture(str(path))
+            if not self.cap.isOpened():
+                raise InputError(f"{path}: cannot be decoded as a video")
+        else:
+            self.cap = cv2.VideoCapture(int(camera or 0))
+            if not self.cap.isOpened():
+                raise DeviceError(f"camera {camera}: cannot be opened")
+        fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 1.0 <= fps <= 240.0 else 30.0
+        self.is_file, self.loop, self.downscale_to = video is not None, loop, downscale_to
+        self.dropped = 0
+        self.frames = 0
+        self.lost: str | None = None
+        self._latest: tuple[float, np.ndarray] | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+
+    def _reader(self, clock: asyncio.AbstractEventLoop) -> None:
+        period = 1.0 / self.fps
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            ok, frame = self.cap.read()
+            if not ok:
+                if self.is_file and self.loop:
+                    self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    continue
+                self.lost = "end of video" if self.is_file else "camera stopped delivering frames"
+                break
+            if self.is_file:  # play at the video's own rate, as a camera would deliver it
+                next_t += period
+                time.sleep(max(0.0, next_t - time.monotonic()))
+            h, w = frame.shape[:2]
+            if max(h, w) > self.downscale_to:  # pose on a downscaled image: its cost grows with the pixels
+                s = self.downscale_to / max(h, w)
+                frame = cv2.resize(frame, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA)
+            stamp = clock.time()  # the event loop's monotonic clock, at capture
+            with self._cond:
+                if self._latest is not None:
+                    self.dropped += 1
+                self._latest = (stamp, frame)
+                self.frames += 1
+                self._cond.notify()
+        with self._cond:
+            self._stop.set()
+            self._cond.notify()
+
+    def _take(self) -> tuple[float, np.ndarray] | None:
+        with self._cond:
+            while self._latest is None and not self._stop.is_set():
+                self._cond.wait(0.1)
+            item, self._latest = self._latest, None
+            return item
+
+    async def stream(self, pose: PoseStream, pose_latency_s: float = 0.0) -> AsyncIterator[InputFrame]:
+        loop = asyncio.get_running_loop()
+        thread = threading.Thread(target=self._reader, args=(loop,), daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = await loop.run_in_executor(None, self._take)
+                if item is None:
+                    return
+                stamp, frame = item
+                kp, conf = await loop.run_in_executor(None, pose.estimate, frame, stamp)
+                yield InputFrame(stamp, loop.time(), kp, conf)
+        finally:
+            self._stop.set()
+            thread.join(2.0)
+            self.cap.release()
