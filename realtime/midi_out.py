@@ -14,6 +14,7 @@ Messages come from :mod:`rhythmicnet.models.midi_messages` (the channels and not
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import mido
@@ -27,6 +28,8 @@ __all__ = ["API_BACKENDS", "CaptureSink", "MidiPortSink", "MidiSink", "list_outp
 API_BACKENDS = {"auto": None, "alsa": "mido.backends.rtmidi/LINUX_ALSA", "jack": "mido.backends.rtmidi/UNIX_JACK",
                 "coremidi": "mido.backends.rtmidi/MACOSX_CORE", "winmm": "mido.backends.rtmidi/WINDOWS_MM"}
 DEFAULT_PORT_NAME = "RhythmicNet"
+#: Time given to the MIDI server to deliver the last messages (the all-notes-off) before the port closes.
+CLOSE_GRACE_S = 0.1
 
 
 def _backend(api: str) -> Any:
@@ -141,4 +144,7 @@ class MidiPortSink(MidiSink):
         self.port.send(message)
 
     def _close(self) -> None:
+        # rtmidi's JACK backend hands messages to the server in its next process cycle (5 ms at 256 frames,
+        # 48 kHz): closing the port at once could drop the final note-offs, leaving notes hanging in the DAW.
+        time.sleep(CLOSE_GRACE_S)
         self.port.close()
