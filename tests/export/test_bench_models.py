@@ -23,7 +23,7 @@ def test_bench_models_tiny_quick_writes_every_record(tmp_path: Path) -> None:
     guard = tmp_path / "user_onnx_cache"  # tiny exports must never land in the user's cache
     env = {**os.environ, "RHYTHMICNET_ONNX_CACHE": str(guard)}
     cmd = [sys.executable, "-m", "rhythmicnet", "bench", "models", "--quick", "--tiny", "--device", "cpu",
-           "--seconds", "0.2", "--json", str(out)]
+           "--seconds", "0.05", "--json", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not guard.exists(), "tiny exports went to the user's ONNX cache"
