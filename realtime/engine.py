@@ -224,6 +224,9 @@ class LiveEngine:
                 if frame.onset:
                     self.onset_times.append(frame.time + self.rhythm_offset)
                     self._react(now)
+                    # only the bar before the one being planned is read: older onsets go (bounded memory)
+                    keep_from = self.beat_time(4.0 * (math.floor((now - self.origin) / self.period / 4) - 2))
+                    self.onset_times = [t for t in self.onset_times if t >= keep_from]
         if self.origin is None:
             return
         current = math.floor((now - self.origin) / self.period / 4)

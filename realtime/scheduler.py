@@ -84,6 +84,8 @@ class Scheduler:
         now = self.clock.now()
         if ev is None or ev.cancelled or ev.time - now < self.freeze_s:
             return False
+        if abs(at - ev.time) < 1e-6:  # unchanged (the engine re-anchors every frame): no new heap entry
+            return True
         ev.cancelled = True
         new = _Event(at, ev.seq, ev.message)
         heapq.heappush(self._heap, new)
