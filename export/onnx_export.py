@@ -4,8 +4,8 @@
 ``torch.onnx.export(dynamo=True)`` (torch.export, then the ONNX translation and optimiser of
 ``onnxscript``) at opset :data:`OPSET`, writes ``<path>`` atomically and returns its manifest entry:
 input/output names, shapes and dtypes, the hash of the weights it came from and the exporter.
-``graph_modules(weights_dir)`` lists every graph of the shipped live models; ``export_all`` writes
-them with ``manifest.json`` (``rhythmicnet export``).
+``graph_modules(weights_dir)`` lists every graph of the shipped live models; ``rhythmicnet export`` writes
+them through the export cache, with ``manifest.json``.
 
 Why the dynamo exporter and not the TorchScript one (which traces ~20x faster): the TorchScript
 exporter is deprecated in torch 2.x and slated for removal, and torch.export checks the graphs'
@@ -34,7 +34,7 @@ import torch
 from rhythmicnet.fileio import atomic_path, write_text_atomic
 from rhythmicnet.models.graphs import GraphModule, weights_hash
 
-__all__ = ["EXPORTER", "OPSET", "export_all", "export_graph", "graph_file", "graph_modules", "read_graph_manifest"]
+__all__ = ["EXPORTER", "OPSET", "export_graph", "graph_file", "graph_modules", "read_graph_manifest"]
 
 OPSET = 20  # 20: GELU is one Gelu node (opset 18 spelt it as five: Div, Erf, Add, Mul, Mul)
 EXPORTER = f"torch.onnx.export(dynamo=True) torch {torch.__version__}"
@@ -202,18 +202,3 @@ def graph_modules(weights_dir: str | os.PathLike[str] | None = None,
         seen.add(name)
         mods += list(music_graph_modules(Drum2Music.load(d, inst, name=name).model, name))
     return mods
-
-
-def export_all(out_dir: str | os.PathLike[str], modules: Iterable[GraphModule], *, progress: Any = None
-               ) -> dict[str, Any]:
-    """Export every module into ``out_dir`` and write ``manifest.json`` there; returns the manifest."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for module in modules:
-        entries.append(export_graph(module, out / graph_file(module)))
-        if progress is not None:
-            progress(module)
-    manifest = {"exporter": EXPORTER, "opset": OPSET, "onnx_graphs": entries}
-    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
-    return manifest

@@ -58,7 +58,7 @@ def _run_export(args: argparse.Namespace) -> int:
     import time
 
     from rhythmicnet.export.backends import configure_threads
-    from rhythmicnet.export.onnx_export import graph_modules
+    from rhythmicnet.export.onnx_export import EXPORTER, OPSET, graph_modules, read_graph_manifest
     from rhythmicnet.export.runtime import OnnxGraphs, default_cache_dir
     from rhythmicnet.fileio import ensure_output_dir, write_text_atomic
 
@@ -70,15 +70,11 @@ def _run_export(args: argparse.Namespace) -> int:
     entries = []
     for m in modules:
         path = cache.ensure_exported(m)  # skips graphs already there with the same weights
-        from rhythmicnet.export.onnx_export import read_graph_manifest
-
         entry = read_graph_manifest(path) or {}
         entries.append(entry)
         if not args.quiet:
             state = "exported" if path.name in cache.exported else "up to date"
             print(f"{path.name}: {state}", file=sys.stderr)
-    from rhythmicnet.export.onnx_export import EXPORTER, OPSET
-
     write_text_atomic(out / "manifest.json", json.dumps({"exporter": EXPORTER, "opset": OPSET,
                                                          "onnx_graphs": entries}, indent=1) + "\n")
     if not args.quiet:
