@@ -19,7 +19,7 @@ from rhythmicnet.models.skeleton import normalize_clip
 from rhythmicnet.models.style_stream import StyleStream
 from rhythmicnet.offline.style_eval import evaluate_detectors
 from rhythmicnet.offline.synthetic_motion import SyntheticMotionConfig, random_jerk_times, synthesize
-from rhythmicnet.offline.video2rhythm import analyse
+from rhythmicnet.offline.video2rhythm import Video2RhythmConfig, analyse
 
 
 def _per_frame(fn, n: int) -> np.ndarray:
@@ -59,7 +59,7 @@ def main() -> None:
     print(_row(f"beat tracker fixed-lag step ({lagged.lag} fr)", lag_us))
 
     print("offline Video2Rhythm on a 30 s clip (onset beat model):")
-    res = analyse(seq)
+    res = analyse(seq, Video2RhythmConfig(beat_model="onset"))
     for k, v in res.stage_seconds.items():
         print(f"  {k:<18} {v * 1000:8.2f} ms")
     print(f"  tempo {res.tempo_bpm:.1f} BPM (true 120), {len(res.beats)} beats, {len(res.style.times)} style events")

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from rhythmicnet.fileio import write_text_atomic
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, OnlineBeatTracker, decode_beats
 from rhythmicnet.models.beat_model import downbeats_from, is_causal, load_beat_model
+from rhythmicnet.models.clip_preparation import PreparedClip, prepare_clip
 from rhythmicnet.models.fixed_lag_beats import DEFAULT_LAG, FixedLagBeatTracker
 from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
 from rhythmicnet.models.onset_activation import onset_activation
@@ -40,7 +41,7 @@ from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline.beat_datasets import LabelledClip
 from rhythmicnet.offline.beat_eval_set import EVAL_SET, eval_clips
 from rhythmicnet.offline.synthetic_dancer import SyntheticDance
-from rhythmicnet.offline.train_beat import PreparedClip, clip_activations, prepare_clip
+from rhythmicnet.offline.train_beat import clip_activations
 
 PAPER_ROWS = (
     ("TCN (paper, AIST)", 44.97, 45.15, 48.14, 63.04),

@@ -3,7 +3,8 @@
 ``extract_keypoints(video)`` decodes the video with OpenCV, runs mediapipe's BlazePose GHUM 3D
 "full" landmarker (the bundle ``rhythmicnet/models/assets/pose_landmarker_full.task``, built by
 ``scripts/build_pose_bundle.py``; nothing is ever downloaded) in VIDEO mode, keeps one performer
-(see :class:`PerformerTracker`) and maps mediapipe's 33 landmarks to COCO-17 in pixels.
+(see :class:`~rhythmicnet.models.performer_tracking.PerformerTracker`, the per-frame tracking that the
+live path shares) and maps mediapipe's 33 landmarks to COCO-17 in pixels.
 ``load_or_extract(video, cache)`` does the same behind a ``.npz`` cache keyed on the video's content.
 
 Output (:class:`~rhythmicnet.models.keypoints.KeypointSequence`): keypoints float32 (T, 17, 2) in
@@ -21,9 +22,7 @@ import os
 import queue
 import sys
 import threading
-from collections import deque
-from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
@@ -35,7 +34,12 @@ from tqdm import tqdm
 from rhythmicnet.errors import InputError, NoPersonError, WeightsError
 from rhythmicnet.fileio import ensure_output_dir
 from rhythmicnet.models.keypoints import KeypointSequence
-from rhythmicnet.models.skeleton import MEDIAPIPE_TO_COCO17, NUM_JOINTS
+from rhythmicnet.models.performer_tracking import (
+    MEDIAPIPE_COCO17_INDEX,
+    PerformerTracker,
+    performer_keypoints,
+    pose_candidates,
+)
 
 POSE_BUNDLE_NAME = "pose_landmarker_full.task"
 #: Poses mediapipe tracks per frame; the performer is chosen among them (see extract_keypoints).
@@ -45,149 +49,10 @@ EXTRACTOR_VERSION = 2  # 2: two poses per frame by default (was 4)
 #: Bytes of the video hashed for the cache key (plus the file size).
 CACHE_HEAD_BYTES = 1 << 20
 
-_MP_TORSO = (11, 12, 23, 24)  # mediapipe shoulders and hips
-_MAP = np.asarray(MEDIAPIPE_TO_COCO17, dtype=np.intp)
-
-
-# --------------------------------------------------------------------------------------------------
-# Choosing and following one performer
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PoseCandidate:
-    """One detected person in one frame, in pixels. ``landmarks``: (33, 2); ``visibility``: (33,)."""
-
-    landmarks: np.ndarray
-    visibility: np.ndarray
-
-    @property
-    def box(self) -> np.ndarray:
-        """Landmark bounding box (x0, y0, x1, y1)."""
-        return np.concatenate([self.landmarks.min(axis=0), self.landmarks.max(axis=0)])
-
-    @property
-    def centre(self) -> np.ndarray:
-        """Torso centre: the mean of both shoulders and both hips. Shape: (2,)."""
-        return self.landmarks[list(_MP_TORSO)].mean(axis=0)
-
-    @property
-    def torso_length(self) -> float:
-        """Shoulder-midpoint to hip-midpoint distance in pixels."""
-        sh = self.landmarks[[11, 12]].mean(axis=0)
-        hp = self.landmarks[[23, 24]].mean(axis=0)
-        return float(np.linalg.norm(sh - hp))
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
-@dataclass
-class PerformerTracker:
-    """Keeps one performer through a video; never switches to somebody else.
-
-    Rule:
-
-    1. **Start**: in the first frame with any detection, take the person with the highest
-       ``sqrt(box_area / image_area) * (1 - d)``, where ``d`` is the distance from the box centre
-       to the image centre divided by half the image diagonal: the largest, most central person.
-    2. **Follow**: in every later frame, a candidate is eligible only if its torso centre (mean of
-       shoulders and hips) lies within a *gate* of the performer's last seen torso centre. The gate
-       is measured in torso lengths (median shoulder-hip distance over the last ``history`` matched
-       frames, at least ``min_scale_frac`` of the image diagonal): ``gate_base`` right after the
-       last match, widening by ``gate_growth_per_s`` per second the performer stays unseen, capped
-       at ``gate_max`` (a person occluded or mis-detected for a moment may have moved a little,
-       never across the scene). Among eligible candidates the one with the lowest
-       ``distance / torso - IoU(box, last box)`` wins; with none eligible the frame has no performer.
-    3. **Never jump**: a performer lost for good (left the frame, a hard cut) stays lost unless a
-       detection reappears within the capped gate of where they were last seen; nobody else is
-       ever picked up, so such frames keep confidence 0.
-
-    Streaming form: ``reset()``, then ``update(candidates, t)`` per frame (causal).
-    """
-
-    image_size: tuple[int, int]
-    gate_base: float = 1.0
-    gate_growth_per_s: float = 2.0
-    gate_max: float = 2.0
-    history: int = 30
-    min_scale_frac: float = 0.02
-    last_box: np.ndarray | None = field(default=None, init=False)
-    last_centre: np.ndarray | None = field(default=None, init=False)
-    last_time: float | None = field(default=None, init=False)
-    torso_lengths: deque[float] = field(default_factory=deque, init=False)
-
-    def reset(self) -> None:
-        self.last_box = None
-        self.last_centre = None
-        self.last_time = None
-        self.torso_lengths.clear()
-
-    @property
-    def started(self) -> bool:
-        return self.last_centre is not None
-
-    def _scale(self) -> float:
-        w, h = self.image_size
-        floor = self.min_scale_frac * math.hypot(w, h)
-        med = float(np.median(self.torso_lengths)) if self.torso_lengths else 0.0
-        return max(med, floor)
-
-    def gate(self, t: float) -> float:
-        """The gate radius in pixels at time ``t`` (seconds)."""
-        lost_s = max(0.0, t - (self.last_time if self.last_time is not None else t))
-        return min(self.gate_max, self.gate_base + self.gate_growth_per_s * lost_s) * self._scale()
-
-    def _initial(self, candidates: Sequence[PoseCandidate]) -> int:
-        w, h = self.image_size
-        centre = np.array([w / 2.0, h / 2.0])
-        half_diag = 0.5 * math.hypot(w, h)
-        scores = []
-        for c in candidates:
-            box = c.box
-            area = max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
-            d = float(np.linalg.norm((box[:2] + box[2:]) / 2.0 - centre)) / half_diag
-            scores.append(math.sqrt(area / (w * h)) * max(0.0, 1.0 - d))
-        return int(np.argmax(scores))
-
-    def _accept(self, c: PoseCandidate, t: float) -> None:
-        self.last_box = c.box
-        self.last_centre = c.centre
-        self.last_time = t
-        self.torso_lengths.append(c.torso_length)
-        while len(self.torso_lengths) > self.history:
-            self.torso_lengths.popleft()
-
-    def update(self, candidates: Sequence[PoseCandidate], t: float) -> int | None:
-        """Index of the performer among this frame's ``candidates`` (or None). ``t`` in seconds."""
-        if not candidates:
-            return None
-        if not self.started:
-            idx = self._initial(candidates)
-        else:
-            assert self.last_centre is not None and self.last_box is not None
-            gate = self.gate(t)
-            scale = self._scale()
-            best, best_cost = None, math.inf
-            for i, c in enumerate(candidates):
-                dist = float(np.linalg.norm(c.centre - self.last_centre))
-                if dist > gate:
-                    continue
-                cost = dist / scale - _iou(c.box, self.last_box)
-                if cost < best_cost:
-                    best, best_cost = i, cost
-            if best is None:
-                return None
-            idx = best
-        self._accept(candidates[idx], t)
-        return idx
+# The per-frame tracking pieces live in models/performer_tracking.py; realtime/video_input.py still imports
+# these two private names from here.
+_MAP = MEDIAPIPE_COCO17_INDEX
+_candidates = pose_candidates
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,20 +123,6 @@ def _create_landmarker(max_people: int):  # -> vision.PoseLandmarker
         output_segmentation_masks=False,
     )
     return vision.PoseLandmarker.create_from_options(options)
-
-
-def _candidates(result, width: int, height: int) -> list[PoseCandidate]:
-    out = []
-    for pose in result.pose_landmarks:
-        arr = np.array(
-            [(lm.x, lm.y, lm.visibility if lm.visibility is not None else 1.0) for lm in pose],
-            dtype=np.float64,
-        )
-        if arr.shape != (33, 3) or not np.all(np.isfinite(arr)):
-            continue
-        px = arr[:, :2] * np.array([width, height], dtype=np.float64)
-        out.append(PoseCandidate(landmarks=px, visibility=np.clip(arr[:, 2], 0.0, 1.0)))
-    return out
 
 
 def _sane_fps(cap: cv2.VideoCapture) -> float:
@@ -420,15 +271,11 @@ def extract_keypoints(
             last_ts_ms = ts
 
             result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb), ts)
-            cands = _candidates(result, w, h)
+            cands = pose_candidates(result, w, h)
             idx = tracker.update(cands, (t_ms - times_ms[0]) / 1000.0)
-            if idx is None:
-                kps.append(np.zeros((NUM_JOINTS, 2), np.float32))
-                confs.append(np.zeros(NUM_JOINTS, np.float32))
-            else:
-                c = cands[idx]
-                kps.append(c.landmarks[_MAP].astype(np.float32))
-                confs.append(c.visibility[_MAP].astype(np.float32))
+            kp, conf = performer_keypoints(None if idx is None else cands[idx])
+            kps.append(kp)
+            confs.append(conf)
             bar.update(1)
 
     if not times_ms:

@@ -20,7 +20,8 @@ starts whole bars earlier (the first bars then begin before the clip, and what f
 frame is dropped), so the drums and the accompaniment already play during the pickup. Every note is
 timed on the beat-following grid: a 16th step's time is the grid's (each inter-beat interval split
 into 4), a drum's offset moves it by a fraction of its own step, and the grid is extended past the
-clip's end with its last step for notes that ring on.
+clip's end with its last step for notes that ring on. The pickup and note-timing arithmetic lives in
+:mod:`rhythmicnet.models.note_timing` (``bar_onsets``, ``timed_notes``, ``BEAT_LOCK_S``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import json
 import logging
 import platform
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,26 +41,22 @@ import rhythmicnet
 from rhythmicnet.errors import InputError
 from rhythmicnet.export.backends import backend_record, configure_threads, graph_factory
 from rhythmicnet.fileio import ensure_output_dir, write_text_atomic
-from rhythmicnet.models.drum_grid import OUTPUT_PITCHES, DrumGrid
+from rhythmicnet.models.drum_grid import DrumGrid
 from rhythmicnet.models.graphs import GraphFactory
 from rhythmicnet.models.keypoints import KeypointSequence
 from rhythmicnet.models.midi_messages import DRUM_CHANNEL, INSTRUMENT_CHANNEL  # the channels, defined once
+from rhythmicnet.models.note_timing import NoteEvent, bar_onsets, timed_notes
 from rhythmicnet.models.remi import BarNote, DrumBar
-from rhythmicnet.models.rhythm_grid import STEPS_PER_BAR, Rhythm
 from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline.pose_estimation import load_input_keypoints
-from rhythmicnet.offline.soundtrack_midi import NoteEvent, TempoMap, part_track, soundtrack_file, write_midi
+from rhythmicnet.offline.soundtrack_midi import TempoMap, part_track, soundtrack_file, write_midi
 from rhythmicnet.offline.video2rhythm import RhythmAnalysis, Video2RhythmConfig, analyse
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RenderConfig", "RenderResult", "render", "timed_notes", "control_rhythm"]
+__all__ = ["RenderConfig", "RenderResult", "render", "control_rhythm"]
 
 SAMPLE_RATE = 48000
-#: The groove's micro-timing (the U-Net's offsets, Groove drummers play a 16th's 0.1 behind or ahead,
-#: ~15 ms at 100 BPM) stays on every step except the dancer's beats, where a hit moves at most 10 ms:
-#: a viewer judges sync at the beats, so they stay locked to the movement.
-BEAT_LOCK_S = 0.010
 
 
 @dataclass(frozen=True)
@@ -118,69 +114,14 @@ def control_rhythm(onsets: np.ndarray, mode: str, seed: int) -> np.ndarray:
     return onsets.copy()
 
 
-# --- timing ----------------------------------------------------------------------------------------
-
-def _step_time_fn(step_times: np.ndarray) -> Callable[[np.ndarray | float], np.ndarray]:
-    """Fractional step index (>= 0) -> seconds on the grid, extended past its end with the last step."""
-    t = np.asarray(step_times, dtype=np.float64)
-    last = t[-1] - t[-2]
-    idx = np.arange(len(t), dtype=np.float64)
-
-    def f(j: np.ndarray | float) -> np.ndarray:
-        j = np.asarray(j, dtype=np.float64)
-        return np.where(j > idx[-1], t[-1] + (j - idx[-1]) * last, np.interp(j, idx, t))
-
-    return f
-
-
-def timed_notes(drums: DrumGrid, bars: list[list[BarNote]] | None, rhythm: Rhythm, pad_steps: int,
-                end_time: float, beat_lock_s: float = BEAT_LOCK_S) -> tuple[list[NoteEvent], list[NoteEvent]]:
-    """Drum and instrument notes with absolute times.
-
-    ``drums`` (9, S) and ``bars`` start ``pad_steps`` steps before the clip's first grid step; notes
-    that start before the first frame or at/after ``end_time`` are dropped. A drum hit on one of the
-    dancer's beats is moved by its offset at most ``beat_lock_s`` seconds (see ``BEAT_LOCK_S``).
-    """
-    at = _step_time_fn(rhythm.step_times)
-    beat_steps = set(np.asarray(rhythm.beat_steps).tolist())
-    drum_notes: list[NoteEvent] = []
-    cls, step = np.nonzero(drums.hits)
-    for c, k in zip(cls.tolist(), step.tolist(), strict=True):
-        j = k - pad_steps
-        if j < 0:
-            continue
-        start = float(at(j + float(drums.offsets[c, k])))
-        if j in beat_steps:
-            on_grid = float(at(j))
-            start = on_grid + float(np.clip(start - on_grid, -beat_lock_s, beat_lock_s))
-        if not 0.0 <= start < end_time:
-            continue
-        end = float(at(j + 0.5))
-        vel = int(np.clip(round(float(drums.velocities[c, k]) * 127), 1, 127))
-        drum_notes.append(NoteEvent(start, max(end, start + 0.02), OUTPUT_PITCHES[c], vel, DRUM_CHANNEL))
-    inst_notes: list[NoteEvent] = []
-    for b, notes in enumerate(bars or []):
-        for n in notes:
-            j = b * STEPS_PER_BAR + n.step - pad_steps
-            if j < 0:
-                continue
-            start = float(at(j))
-            if start >= end_time:
-                continue
-            inst_notes.append(NoteEvent(start, float(at(j + n.duration)), n.pitch, n.velocity, INSTRUMENT_CHANNEL))
-    return drum_notes, inst_notes
-
-
 # --- the pipeline -----------------------------------------------------------------------------------
 
 def _analyse(seq: KeypointSequence, config: RenderConfig, source: str, graphs: GraphFactory) -> RhythmAnalysis:
-    from rhythmicnet.models.beat_model import has_beat_model
-
     lo, hi = config.tempo_range
     if config.tempo is not None:
         lo, hi = 0.98 * config.tempo, 1.02 * config.tempo
-    beat_model = config.beat_model or ("net" if has_beat_model("full", config.weights_dir) else "onset")
-    return analyse(seq, Video2RhythmConfig(beat_model=beat_model, min_bpm=lo, max_bpm=hi,
+    # beat_model None: Video2RhythmConfig's default (net when its weights are in weights_dir, else onset)
+    return analyse(seq, Video2RhythmConfig(beat_model=config.beat_model, min_bpm=lo, max_bpm=hi,
                                            weights_dir=Path(config.weights_dir)), source=source, graphs=graphs)
 
 
@@ -216,11 +157,8 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
 
     # Whole bars from bar 1's downbeat; earlier steps are a pickup of whole bars that start before
     # the clip (pad_steps empty steps in front).
-    n_pickup_bars = int(np.ceil(rhythm.first_downbeat_step / STEPS_PER_BAR))
-    pad_steps = n_pickup_bars * STEPS_PER_BAR - rhythm.first_downbeat_step
-    padded = np.concatenate([np.zeros(pad_steps, bool), onsets])
-    n_bars = int(np.ceil(len(padded) / STEPS_PER_BAR))
-    padded = np.concatenate([padded, np.zeros(n_bars * STEPS_PER_BAR - len(padded), bool)])
+    onset_bars, pad_steps = bar_onsets(onsets, rhythm.first_downbeat_step)
+    n_bars = len(onset_bars)
 
     t0 = time.perf_counter()
     r2d = Rhythm2Drum.load(config.weights_dir, graphs=graphs)
@@ -228,7 +166,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     perf = r2d.performer(DrumSampling(seed=config.seed))
     drum_bars = []
     for i in tqdm(range(n_bars), desc="drums", unit="bar", disable=not progress, leave=False):
-        drum_bars.append(perf.next_bar(padded[i * STEPS_PER_BAR : (i + 1) * STEPS_PER_BAR]))
+        drum_bars.append(perf.next_bar(onset_bars[i]))
     drums = DrumGrid.concat(drum_bars).with_bpm(analysis.tempo_bpm)
     stages["drums"] = time.perf_counter() - t0
 

@@ -12,6 +12,9 @@ pickup: a first bar of ``n/16`` holding the remainder, then whole 4/4 bars up to
 dancer starts late. Note times (seconds) map to ticks by the inverse of the tempo map, so a drum
 offset or a long note lands where it sounds.
 
+Notes come in as :class:`~rhythmicnet.models.note_timing.NoteEvent` (seconds, timed by
+:func:`~rhythmicnet.models.note_timing.timed_notes`).
+
 Files: ``conductor_track`` (tempo + metre), one track per part; ``soundtrack_file`` puts any set of
 parts together (drums.mid, piano.mid and soundtrack.mid are all made by it).
 """
@@ -21,30 +24,19 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import mido
 import numpy as np
 
 from rhythmicnet.fileio import write_bytes_atomic
+from rhythmicnet.models.note_timing import NoteEvent
 
-__all__ = ["NoteEvent", "TempoMap", "conductor_track", "part_track", "soundtrack_file", "write_midi"]
+__all__ = ["TempoMap", "conductor_track", "part_track", "soundtrack_file", "write_midi"]
 
 TICKS_PER_BEAT = 480
 Q = TICKS_PER_BEAT // 4  # ticks per 16th
 MIN_STEP_S = 1e-3  # a pre-roll shorter than this is not worth its own tempo
-
-
-@dataclass(frozen=True)
-class NoteEvent:
-    """A note with absolute times (seconds from the first frame)."""
-
-    start: float
-    end: float
-    pitch: int
-    velocity: int
-    channel: int
 
 
 class TempoMap:

@@ -61,9 +61,9 @@ How a clip is made
    ``times`` always carry the true times). ``times[0] == 0``.
 
 The strongest beat cue is the vertical motion of the hips (most sections bounce); arms, head,
-torso and steps carry it in others. ``beat_targets`` turns the labels into per-frame training
-targets at the model rate. ``render_preview`` draws a clip with beat flashes; ``rhythmicnet
-synth-dance`` exposes both. The frozen held-out evaluation set is in ``beat_eval_set.py``.
+torso and steps carry it in others. ``beat_targets`` (``models/clip_preparation.py``) turns the
+labels into per-frame training targets at the model rate. ``render_preview`` draws a clip with beat
+flashes; ``rhythmicnet synth-dance`` exposes both. The frozen held-out evaluation set is in ``beat_eval_set.py``.
 
 Bump ``GENERATOR_VERSION`` whenever a change alters the clips a seed produces.
 """
@@ -80,7 +80,7 @@ from typing import Any
 
 import numpy as np
 
-from rhythmicnet.models.keypoints import MODEL_FPS, KeypointSequence
+from rhythmicnet.models.keypoints import KeypointSequence
 from rhythmicnet.models.skeleton import COCO17_EDGES, NUM_JOINTS
 
 #: 1.1 added the jump moves; a config with ``jump_prob=0`` (the held-out set's) gives the 1.0 clips,
@@ -985,40 +985,6 @@ def _observe(cfg: DancerConfig, rng: np.random.Generator, px: np.ndarray, world:
     return kp, conf
 
 
-# ----------------------------------------------------------------------------------------------- targets
-
-
-def beat_targets(times: np.ndarray, beats: np.ndarray, downbeats: np.ndarray, widen: int = 1) -> tuple[np.ndarray,
-                                                                                                       np.ndarray]:
-    """Per-frame float targets for the beat and downbeat heads at frame ``times`` (e.g. the 30 fps model rate).
-
-    Shape of a target: 1.0 at the frame nearest each labelled time, 0.5 at the ``widen`` frames on either
-    side (0 elsewhere; overlapping labels keep the maximum). Labels more than half a frame period outside
-    ``times`` are ignored. Shapes: times (T,), beats (B,), downbeats (D,) -> (T,), (T,) float32.
-    """
-    times = np.asarray(times, np.float64)
-    t_len = len(times)
-    half = 0.5 * (float(np.median(np.diff(times))) if t_len > 1 else 1.0 / MODEL_FPS)
-
-    def one(labels: np.ndarray) -> np.ndarray:
-        y = np.zeros(t_len, np.float32)
-        labels = np.asarray(labels, np.float64)
-        labels = labels[(labels >= times[0] - half) & (labels <= times[-1] + half)] if t_len else labels[:0]
-        if len(labels) == 0:
-            return y
-        i = np.clip(np.searchsorted(times, labels), 1, max(t_len - 1, 1))
-        i = np.where(np.abs(times[i - 1] - labels) <= np.abs(times[np.minimum(i, t_len - 1)] - labels), i - 1, i)
-        i = np.clip(i, 0, t_len - 1)
-        for d in range(1, widen + 1):
-            for j in (i - d, i + d):
-                ok = (j >= 0) & (j < t_len)
-                y[j[ok]] = np.maximum(y[j[ok]], 0.5)
-        y[i] = 1.0
-        return y
-
-    return one(beats), one(downbeats)
-
-
 # ----------------------------------------------------------------------------------------------- preview
 
 _LEFT_COLOUR = (60, 160, 255)  # BGR orange
@@ -1128,6 +1094,6 @@ def clip_record(dance: SyntheticDance) -> dict[str, Any]:
 
 __all__ = [
     "AIST_TEMPO_COUNTS", "BEAT_MOVES", "DISTRACTOR_KINDS", "GENERATOR_VERSION", "Camera", "DanceMetadata",
-    "DancerConfig", "Distractor", "Section", "SyntheticDance", "beat_targets", "clip_record", "draw_frame",
+    "DancerConfig", "Distractor", "Section", "SyntheticDance", "clip_record", "draw_frame",
     "generate_clip", "preview_frame_times", "render_preview",
 ]  # fmt: skip

@@ -4,7 +4,8 @@ Data: synthetic dancers generated on the fly (``offline/synthetic_dancer.py``, t
 each clip resampled to 30 fps, normalised with its clip-level centre and scale (the causal variant:
 with the live running estimate, ``skeleton.normalize_running``, tau 3 s), turned into the input
 features (``models/beat_features.py``), and cut to a random window of ``window_frames`` frames;
-targets are the labelled beats and downbeats widened to +-1 frame. Clips are never split across train
+targets are the labelled beats and downbeats widened to +-1 frame (the preparation is
+``models/clip_preparation.py``'s ``prepare_clip``). Clips are never split across train
 and validation: validation uses its own seed range and whole 30 s clips, scored by mir_eval's
 F-measure after DBN decoding, which picks the kept weights.
 
@@ -34,16 +35,15 @@ from tqdm import tqdm
 
 from rhythmicnet.errors import InputError
 from rhythmicnet.fileio import atomic_path, ensure_output_dir, write_text_atomic
-from rhythmicnet.models.beat_features import beat_input_features
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats
 from rhythmicnet.models.beat_net import ABLATION_ROWS, BeatNet, ablation_config, beat_loss
-from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
-from rhythmicnet.models.skeleton import normalize_clip, normalize_running
+from rhythmicnet.models.clip_preparation import PreparedClip, prepare_clip
+from rhythmicnet.models.keypoints import MODEL_FPS
 from rhythmicnet.models.tcn_beat import TCNBeat, TCNBeatConfig
 from rhythmicnet.models.weights import WEIGHTS_DIR
-from rhythmicnet.offline.beat_datasets import LabelledClip, read_labelled
+from rhythmicnet.offline.beat_datasets import read_labelled
 from rhythmicnet.offline.beat_eval_set import TRAIN_CONFIG, TRAIN_SEED_LIMIT, training_clip, validation_clip
-from rhythmicnet.offline.synthetic_dancer import GENERATOR_VERSION, SyntheticDance, beat_targets
+from rhythmicnet.offline.synthetic_dancer import GENERATOR_VERSION
 from rhythmicnet.offline.train_drums import _git_commit
 from rhythmicnet.offline.training import (
     hardware_record,
@@ -99,28 +99,6 @@ def build_model(model: str, causal: bool) -> tuple[torch.nn.Module, dict[str, An
         return TCNBeat(cfg_t), {"kind": "tcn", "config": cfg_t.to_dict()}
     cfg = ablation_config(model, causal=causal)
     return BeatNet(cfg), {"kind": "beat_net", "config": cfg.to_dict()}
-
-
-@dataclass(frozen=True)
-class PreparedClip:
-    """A clip at the model rate: features (T, 17, C), targets (T,), labels in seconds."""
-
-    features: np.ndarray
-    beat_target: np.ndarray
-    downbeat_target: np.ndarray
-    beats: np.ndarray
-    downbeats: np.ndarray
-
-
-def prepare_clip(dance: SyntheticDance | LabelledClip, running: bool = False) -> PreparedClip:
-    """Features and targets of a clip; ``running``: the live (causal) normalisation instead of the
-    clip-level one — the causal model trains and is scored on what it will see live."""
-    seq = prepare_for_model(dance.sequence)
-    kp = (normalize_running(seq.keypoints, seq.confidence, MODEL_FPS) if running
-          else normalize_clip(seq.keypoints, seq.confidence))
-    feats = beat_input_features(kp, seq.confidence).astype(np.float32)
-    bt, dt = beat_targets(seq.times, dance.beats, dance.downbeats)
-    return PreparedClip(feats, bt, dt, np.asarray(dance.beats), np.asarray(dance.downbeats))
 
 
 def _batch(cfg: BeatTrainConfig, step: int, rng: np.random.Generator,

@@ -2,13 +2,15 @@
 
 ``analyse(sequence)`` is the offline stage used by the ``rhythm`` command (and later ``render``):
 the sequence is gap-filled and resampled to the model rate, normalised with one clip-level centre and
-scale, turned into a beat activation (``--beat-model net``: the trained offline beat network, whose
-downbeat head also places bar 1; ``onset``: the motion onset envelope, the baseline), decoded by the
+scale, turned into a beat activation (``--beat-model net``, the default when its weights are installed:
+the trained offline beat network, whose downbeat head also places bar 1; ``onset``: the motion onset
+envelope, the baseline), decoded by the
 DBN (Viterbi), and combined with the paper's style stream on the beat-following 16th grid.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 
 from rhythmicnet.errors import InputError, NoPersonError
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats_and_tempo
-from rhythmicnet.models.beat_model import LearnedBeatModel, downbeats_from
+from rhythmicnet.models.beat_model import LearnedBeatModel, downbeats_from, has_beat_model
 from rhythmicnet.models.graphs import GraphFactory
 from rhythmicnet.models.keypoints import MODEL_FPS, KeypointSequence, prepare_for_model
 from rhythmicnet.models.onset_activation import onset_activation
@@ -29,15 +31,27 @@ from rhythmicnet.models.weights import WEIGHTS_DIR
 BEAT_MODELS = ("net", "onset")
 
 
+def default_beat_model(weights_dir: str | os.PathLike[str] = WEIGHTS_DIR) -> str:
+    """The beat model used when none is asked for (``--beat-model`` of ``rhythm`` and ``render``, and
+    :class:`Video2RhythmConfig`): ``net`` when the offline beat network's weights are in ``weights_dir``,
+    else the ``onset`` baseline."""
+    return "net" if has_beat_model("full", weights_dir) else "onset"
+
+
 @dataclass(frozen=True)
 class Video2RhythmConfig:
-    beat_model: str = "onset"
+    """Settings of :func:`analyse`. ``beat_model``: ``net`` or ``onset``; left out (None) it becomes
+    :func:`default_beat_model` of ``weights_dir``, the command line's default."""
+
+    beat_model: str | None = None
     weights_dir: Path = WEIGHTS_DIR
     min_bpm: float = 60.0
     max_bpm: float = 180.0
     style: StyleConfig = field(default_factory=StyleConfig)
 
     def __post_init__(self) -> None:
+        if self.beat_model is None:
+            object.__setattr__(self, "beat_model", default_beat_model(self.weights_dir))
         if self.beat_model not in BEAT_MODELS:
             raise ValueError(f"beat_model must be one of {', '.join(BEAT_MODELS)}; got {self.beat_model!r}")
         if not 0 < self.min_bpm < self.max_bpm:
@@ -79,10 +93,12 @@ def joint_speed(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> np
     return np.concatenate([[0.0], s])
 
 
-def analyse(sequence: KeypointSequence, config: Video2RhythmConfig = Video2RhythmConfig(),
+def analyse(sequence: KeypointSequence, config: Video2RhythmConfig | None = None,
             source: str = "input", graphs: GraphFactory | None = None) -> RhythmAnalysis:
-    """Run Video2Rhythm on a whole clip. ``source`` names the input in error messages; ``graphs`` is the
-    backend of the beat network (torch by default; ``export.backends.graph_factory``)."""
+    """Run Video2Rhythm on a whole clip. ``config``: ``Video2RhythmConfig()`` when left out (the beat
+    network when its weights are installed, as on the command line). ``source`` names the input in error
+    messages; ``graphs`` is the backend of the beat network (torch by default; ``export.backends.graph_factory``)."""
+    config = config or Video2RhythmConfig()
     stage: dict[str, float] = {}
     t0 = time.perf_counter()
     if sequence.num_frames == 0 or sequence.person_fraction() == 0.0:

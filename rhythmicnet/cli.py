@@ -60,9 +60,9 @@ def _add_rhythm_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _default_beat_model() -> str:
-    from rhythmicnet.models.beat_model import has_beat_model
+    from rhythmicnet.offline.video2rhythm import default_beat_model
 
-    return "net" if has_beat_model("full") else "onset"
+    return default_beat_model()
 
 
 def _run_rhythm(args: argparse.Namespace) -> int:

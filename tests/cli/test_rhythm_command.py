@@ -8,9 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
+from rhythmicnet import cli
 from rhythmicnet.cli import build_parser, main
 from rhythmicnet.offline.keypoint_io import save_keypoints
 from rhythmicnet.offline.synthetic_motion import SyntheticMotionConfig, synthesize
+from rhythmicnet.offline.video2rhythm import Video2RhythmConfig
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +42,37 @@ def test_help_explains_every_flag():
         assert flag in out.stdout
 
 
+def _cli_beat_model(argv: list[str]) -> str:
+    """The beat model the ``rhythm`` command runs with for these arguments."""
+    args = build_parser().parse_args(argv)
+    return args.beat_model or cli._default_beat_model()
+
+
+@pytest.mark.parametrize("weights_installed", [True, False])
+def test_config_default_beat_model_is_the_cli_default(monkeypatch, tmp_path, weights_installed):
+    from rhythmicnet.offline import video2rhythm
+
+    monkeypatch.setattr(video2rhythm, "has_beat_model", lambda name, weights_dir=None: weights_installed)
+    expected = "net" if weights_installed else "onset"
+    assert _cli_beat_model(["rhythm", "in.npz"]) == expected
+    assert Video2RhythmConfig().beat_model == expected
+    assert Video2RhythmConfig(weights_dir=tmp_path).beat_model == expected
+    for explicit in ("net", "onset"):  # an explicit choice is kept either way
+        assert _cli_beat_model(["rhythm", "in.npz", "--beat-model", explicit]) == explicit
+        assert Video2RhythmConfig(beat_model=explicit).beat_model == explicit
+
+
+def test_config_default_follows_its_weights_dir(tmp_path):
+    assert Video2RhythmConfig(weights_dir=tmp_path).beat_model == "onset"  # no beat weights there
+
+
 def test_rhythm_on_keypoint_file(mover_file, tmp_path, capsys):
     path, mover = mover_file
     assert main(["rhythm", str(path), "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "BPM" in out and "time per stage" in out
     rec = json.loads((tmp_path / "out" / "rhythm.json").read_text())
+    assert rec["beat_model"] == Video2RhythmConfig().beat_model  # the CLI's default is the config's
     for key in ("tempo_bpm", "beats", "style_times", "grid", "model_fps", "source_fps", "versions", "stage_seconds"):
         assert key in rec
     assert rec["tempo_bpm"] == pytest.approx(120, rel=0.03)

@@ -208,57 +208,6 @@ def test_max_people_must_be_positive(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Performer tracker (synthetic detections)
-# --------------------------------------------------------------------------------------------------
-
-
-def person(cx: float, cy: float, torso: float = 100.0) -> pe.PoseCandidate:
-    """A stick figure: 33 landmarks spread around a torso centred at (cx, cy)."""
-    lm = np.zeros((33, 2))
-    lm[:, 0] = cx + np.linspace(-0.6, 0.6, 33) * torso
-    lm[:, 1] = cy + np.linspace(-1.2, 2.0, 33) * torso
-    lm[[11, 12], 1] = cy - torso / 2
-    lm[[23, 24], 1] = cy + torso / 2
-    lm[[11, 23], 0] = cx - 0.3 * torso
-    lm[[12, 24], 0] = cx + 0.3 * torso
-    return pe.PoseCandidate(landmarks=lm, visibility=np.ones(33))
-
-
-def test_tracker_starts_on_largest_most_central_person() -> None:
-    tr = pe.PerformerTracker(image_size=(1000, 800))
-    small_centre, big_side, big_centre = person(500, 400, 40), person(150, 400, 120), person(560, 380, 120)
-    assert tr.update([small_centre, big_side, big_centre], 0.0) == 2
-
-
-def test_tracker_follows_and_never_jumps() -> None:
-    tr = pe.PerformerTracker(image_size=(1000, 800))
-    fps = 30.0
-    assert tr.update([person(300, 300)], 0.0) == 0
-    # The performer drifts right; a second person walks past 3.5 torso lengths below.
-    for i in range(1, 60):
-        t = i / fps
-        other = person(900 - 10 * i, 650)
-        me = person(300 + 2 * i, 300)
-        assert tr.update([other, me], t) == 1
-    # The performer disappears: the other person is never picked up, even right where they stand.
-    for i in range(60, 200):
-        assert tr.update([person(450, 650)], i / fps) is None
-    # A short dropout: reappearing nearby (within the gate) is accepted again.
-    assert tr.update([person(430, 310)], 200 / fps) == 0
-    tr.reset()
-    assert not tr.started
-
-
-def test_tracker_gate_widens_while_lost_but_is_capped() -> None:
-    tr = pe.PerformerTracker(image_size=(1000, 800))
-    tr.update([person(300, 300)], 0.0)
-    assert tr.gate(1 / 30) == pytest.approx(100 * (1.0 + 2.0 / 30))
-    assert tr.gate(10.0) == pytest.approx(100 * tr.gate_max)
-    assert tr.update([person(300 + 150, 300)], 1 / 30) is None  # 1.5 torsos in one frame: too far
-    assert tr.update([person(300 + 150, 300)], 0.5) == 0  # after half a second lost: plausible
-
-
-# --------------------------------------------------------------------------------------------------
 # Cache
 # --------------------------------------------------------------------------------------------------
 

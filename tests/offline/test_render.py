@@ -180,26 +180,6 @@ def test_bad_inputs_give_one_line_errors(weights, tmp_path, capsys, dancer_keypo
     assert "drum2music" in capsys.readouterr().err
 
 
-def test_beat_hits_stay_locked_and_off_beat_hits_keep_their_feel():
-    from rhythmicnet.models.drum_grid import DrumGrid
-    from rhythmicnet.models.remi import BarNote
-    from rhythmicnet.models.rhythm_grid import compose_rhythm
-    from rhythmicnet.offline.render import timed_notes
-
-    beats = np.arange(8) * 1.0  # 60 BPM: a 16th is 250 ms
-    rhythm = compose_rhythm(beats, np.array([]), duration=8.0)
-    hits = np.zeros((9, 32), bool)
-    hits[0, 4] = True  # on beat 1 (step 4 = second beat)
-    hits[2, 6] = True  # off the beat
-    offsets = np.zeros((9, 32), np.float32)
-    offsets[0, 4] = offsets[2, 6] = 0.4  # 100 ms late
-    grid = DrumGrid.from_arrays(hits, np.full((9, 32), 0.8, np.float32), offsets)
-    drums, inst = timed_notes(grid, [[BarNote(2, 60, 90, 4)]], rhythm, pad_steps=0, end_time=8.0)
-    starts = sorted((n.pitch, round(n.start, 4)) for n in drums)
-    assert starts == [(36, 1.01), (42, 1.6)]
-    assert [(n.pitch, n.start, n.end) for n in inst] == [(60, 0.5, 1.5)]
-
-
 def test_tempo_override_pins_the_beat_tracker(dancer_keypoints, weights, tmp_path):
     rc = main(["render", str(dancer_keypoints), "-o", str(tmp_path), "--tempo", "80", "--instrument", "none",
                "--weights", str(weights), "-q"])

@@ -4,9 +4,9 @@ import mido
 import numpy as np
 import pytest
 
+from rhythmicnet.models.note_timing import NoteEvent
 from rhythmicnet.models.rhythm_grid import compose_rhythm
 from rhythmicnet.offline.soundtrack_midi import (
-    NoteEvent,
     Q,
     TempoMap,
     part_track,

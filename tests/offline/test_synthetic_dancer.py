@@ -27,7 +27,6 @@ from rhythmicnet.offline.keypoint_io import load_keypoints
 from rhythmicnet.offline.synthetic_dancer import (
     GENERATOR_VERSION,
     DancerConfig,
-    beat_targets,
     generate_clip,
     preview_frame_times,
 )
@@ -188,19 +187,6 @@ def test_kinematic_offsets_peak_on_beats_at_the_model_rate():
     print("acceleration by beat phase (16ths, beat first):", np.round(e / e.mean(), 2))
     assert np.argmax(e) == 0 and e[0] > 1.8 * np.median(e)
     assert np.argmax(hip_fold / hip_count) == 0  # hips lowest (largest image y) on the beat
-
-
-def test_beat_targets_shape():
-    times = np.arange(90) / 30.0
-    beat, down = beat_targets(times, np.array([1.0, 2.01, 5.0]), np.array([1.0]))
-    assert beat.shape == down.shape == (90,) and beat.dtype == np.float32
-    assert beat[30] == 1.0 and beat[29] == beat[31] == 0.5 and beat[60] == 1.0 and beat[59] == beat[61] == 0.5
-    assert beat.sum() == 2 * (1.0 + 2 * 0.5)  # 5.0 s is outside the frames
-    assert down[30] == 1.0 and down.sum() == 2.0
-    b0, _ = beat_targets(times, np.array([0.0]), np.array([]), widen=0)
-    assert b0[0] == 1.0 and b0.sum() == 1.0
-    b2, _ = beat_targets(times, np.array([1.0]), np.array([]), widen=2)
-    assert list(b2[28:33]) == [0.5, 0.5, 1.0, 0.5, 0.5]
 
 
 def test_eval_set_is_disjoint_harder_and_frozen():
