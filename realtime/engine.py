@@ -2,41 +2,54 @@
 
 The design notes' live timing, as built here (one thread, driven by :meth:`LiveEngine.on_frame`):
 
-* **Warm-up.** Nothing plays until the fixed-lag tracker has decided ``warmup_beats`` beats (default 4, so
-  about 2 s at 120 BPM plus its 1 s lag). Then bar 0 starts on the next predicted beat (no live downbeat
-  tracking yet: the first predicted beat after warm-up is bar 0's downbeat).
+* **Warm-up.** Nothing plays until the fixed-lag tracker has decided ``warmup_beats`` beats (default 4)
+  and the beat predictor has its grid: about 4 beats plus the 0.5 s decision lag (2.5 s at 120 BPM, 4.5 s
+  at 60). Then bar 0 starts on the next predicted beat (no live downbeat tracking: the beat net's
+  downbeat output is not reliable enough to move bar lines live, so bar 0's downbeat is the first
+  predicted beat after warm-up, and bars count in fours from there).
 * **Plan a bar ahead.** When bar i starts (its downbeat is the next event), bar i+1's content is planned:
   the drum bar from a rhythm of the predicted beats (steps 0/4/8/12) plus the steps of the movement onsets
   seen during bar i-1 (the style of the bar just played), then Drum2Music's bar from that drum bar.
 * **Times are not frozen.** Each planned note has a position in beats since bar 0 (step / 4 plus the
-  groove's micro-offset); its clock time comes from the latest beat estimate (the tracker's next
-  predicted beat and tempo) and is re-anchored on every frame until 50 ms before it is sent.
+  groove's micro-offset); its clock time comes from the latest predicted beat grid
+  (:class:`~rhythmicnet.models.beat_predictor.BeatPredictor`, a Kalman filter over the decided beats) and
+  is re-anchored on every frame until 50 ms before it is sent. ``latency_offset_s`` sends everything
+  that much earlier (a DAW's output latency).
+* **MIDI clock.** With ``clock`` set, Start goes out with bar 0's downbeat and 24 pulses per quarter
+  follow the grid's tempo, smoothed and phase-locked to it (:mod:`.midi_clock`); Stop on stop.
 * **Movement reactions.** A movement onset adds a hit (snare) on the next 16th step of the bar being
   played if that step is free, and accents the planned hit there if not; the accompaniment is never
   changed by it.
 
-Drum2Music runs on a worker thread (ONNX Runtime and torch release the GIL while they compute), so a bar
-of accompaniment (a few hundred ms here; a bar lasts ~2 s) never holds up a frame; the issue's
-own-process variant is still to come.
+Drum2Music runs through a :class:`~.music_process.MusicPlanner`: in ``rhythmicnet live`` its own process
+(:class:`~.music_process.MusicProcess`), so a bar of accompaniment (a few hundred ms; a bar lasts ~2 s)
+never holds up a frame; inline (:class:`~.music_process.InlineMusic`) in the deterministic tests.
 """
 
 from __future__ import annotations
 
 import math
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+import mido
 import numpy as np
 
-from rhythmicnet.models.drum2music import Drum2Music
 from rhythmicnet.models.drum_grid import DrumGrid
 from rhythmicnet.models.live_rhythm import LiveFrame, LiveRhythm
 from rhythmicnet.models.midi_messages import DRUM_CHANNEL, DRUM_NOTES, INSTRUMENT_CHANNEL, note_off, note_on
 from rhythmicnet.models.remi import BarNote, DrumBar
 from rhythmicnet.models.rhythm2drum import DrumPerformer
+from rhythmicnet.realtime.midi_clock import ClockState, MidiClock
+from rhythmicnet.realtime.music_process import MusicPlanner
 from rhythmicnet.realtime.scheduler import Scheduler
 
 __all__ = ["EngineStats", "LiveEngine", "PlannedNote"]
+
+
+def mido_stop() -> mido.Message:
+    return mido.Message("stop")
 
 STEPS_PER_BAR = 16
 SNARE = 1
@@ -54,6 +67,7 @@ class PlannedNote:
     velocity: int
     on_id: int | None = None
     off_id: int | None = None
+    capture_time: float | None = None  # movement-driven hits: when the frame that caused it was captured
 
 
 @dataclass
@@ -66,14 +80,20 @@ class EngineStats:
     bars_planned: int = 0
     first_note_time: float | None = None
     beat_grid: list[float] = field(default_factory=list)  # the quarter-note times the engine sent
+    stage_ms: dict[str, list[float]] = field(default_factory=dict)  # per-frame time of each stage
+    capture_to_send_ms: list[float] = field(default_factory=list)  # movement-driven hits
+
+    def timed(self, stage: str, ms: float) -> None:
+        self.stage_ms.setdefault(stage, []).append(ms)
 
 
 class LiveEngine:
     def __init__(self, rhythm: LiveRhythm, performer: DrumPerformer, scheduler: Scheduler,
-                 music: Drum2Music | None = None, *, warmup_beats: int = 4, lead_s: float = 0.1,
-                 music_worker: bool = True) -> None:
+                 music: MusicPlanner | None = None, *, warmup_beats: int = 4, lead_s: float = 0.1,
+                 latency_offset_s: float = 0.0, clock: MidiClock | None = None) -> None:
         self.rhythm, self.performer, self.scheduler, self.music = rhythm, performer, scheduler, music
-        self.warmup_beats, self.lead_s = warmup_beats, lead_s
+        self.warmup_beats, self.lead_s, self.latency_s = warmup_beats, lead_s, latency_offset_s
+        self.clock, self.clock_state, self._clock_started = clock, ClockState(), False
         self.stats = EngineStats()
         self.decided_beats = 0
         self.origin: float | None = None  # clock time of bar 0's downbeat (the beat grid's anchor)
@@ -81,10 +101,9 @@ class LiveEngine:
         self.bars: dict[int, list[PlannedNote]] = {}
         self.onset_times: list[float] = []
         self.rhythm_offset = 0.0  # rhythm time -> clock time (the replay's start)
-        # ``music_worker=False`` plans the accompaniment inline: deterministic runs on a simulated clock
-        self._music_worker = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="drum2music") if music_worker
-                              else None)
+        self._grid_beat = 0  # the next quarter note of the sent beat grid (beats since bar 0)
         self._pending_music: dict[int, Future[list[BarNote]]] = {}
+        self._reaction_ids: dict[int, float] = {}  # scheduler id of a reaction's note-on -> capture time
 
     # --- the beat grid ---------------------------------------------------------------------------
     def beat_time(self, beats: float) -> float:
@@ -92,16 +111,19 @@ class LiveEngine:
         assert self.origin is not None
         return self.origin + beats * self.period
 
+    def send_time(self, beats: float) -> float:
+        """When a note at ``beats`` is sent: its grid time less the latency offset."""
+        return self.beat_time(beats) - self.latency_s
+
     def _reanchor(self, frame: LiveFrame) -> None:
-        """Move the grid to the latest estimate: the tracker's next predicted beat is the grid point nearest
-        to it; the tempo is the tracker's."""
-        est = frame.estimate
-        if not math.isfinite(est.tempo_bpm) or est.tempo_bpm <= 0 or self.origin is None:
+        """Move the grid to the latest prediction, keeping every grid beat's index: the predicted grid's
+        beat nearest to the old origin becomes the origin."""
+        g = frame.grid
+        if g is None or self.origin is None:
             return
-        self.period = 60.0 / est.tempo_bpm
-        nxt = float(est.next_beats[0]) + self.rhythm_offset
-        k = round((nxt - self.origin) / self.period)
-        self.origin = nxt - k * self.period
+        self.period = g.period
+        anchor = g.anchor + self.rhythm_offset
+        self.origin = anchor + round((self.origin - anchor) / self.period) * self.period
 
     # --- planning -------------------------------------------------------------------------------
     def _style_steps(self, bar: int) -> list[int]:
@@ -127,17 +149,8 @@ class LiveEngine:
             start = base + (s + float(grid.offsets[c, s])) / 4
             vel = int(np.clip(round(float(grid.velocities[c, s]) * 127), 1, 127))
             notes.append(PlannedNote(start, start + 0.125, DRUM_CHANNEL, DRUM_NOTES[c], vel))
-        if self.music is not None:
-            # Drum2Music's bar off the frame loop (ONNX Runtime and torch release the GIL while they compute):
-            # bars are planned in order on one worker, so its memory sees them in order.
-            music = self.music
-            drum_bar = DrumBar(grid.hits, grid.velocities, 60.0 / self.period)
-            if self._music_worker is not None:
-                self._pending_music[bar] = self._music_worker.submit(music.next_bar, drum_bar)
-            else:
-                done: Future[list[BarNote]] = Future()
-                done.set_result(music.next_bar(drum_bar))
-                self._pending_music[bar] = done
+        if self.music is not None:  # bars go to the planner in order, so its memory sees them in order
+            self._pending_music[bar] = self.music.submit(DrumBar(grid.hits, grid.velocities, 60.0 / self.period))
         self.bars[bar] = notes
         self.stats.bars_planned += 1
         self.stats.notes_planned += len(notes)
@@ -164,7 +177,7 @@ class LiveEngine:
         now = self.scheduler.clock.now()
         for notes in self.bars.values():
             for n in notes:
-                on, off = self.beat_time(n.start_beats), self.beat_time(n.end_beats)
+                on, off = self.send_time(n.start_beats), self.send_time(n.end_beats)
                 if n.on_id is None and on < now + 0.002:
                     n.on_id = n.off_id = -1  # skipped
                     self.stats.skipped += 1
@@ -177,16 +190,20 @@ class LiveEngine:
                     n.off_id = self.scheduler.schedule(off, note_off(n.channel, n.note))
                     if self.stats.first_note_time is None:
                         self.stats.first_note_time = on
+                    if n.capture_time is not None:
+                        self._reaction_ids[n.on_id] = n.capture_time
                 else:
                     self.scheduler.retime(n.on_id, on)
                     assert n.off_id is not None
                     self.scheduler.retime(n.off_id, max(off, on + 0.01))
 
-    def _react(self, now: float) -> None:
-        """A movement onset now: a snare on the next 16th step if free, else accent what is there."""
+    def _react(self, now: float, capture_time: float) -> None:
+        """A movement onset (seen in the frame captured at ``capture_time``) now: a snare on the next 16th
+        step that can still be sent if free, else accent what is there."""
         if self.origin is None:
             return
-        step = math.floor((now - self.origin) / self.period * 4) + 1  # the next 16th
+        # the next 16th whose send time is still ahead (a step too close to now would be skipped)
+        step = math.floor((now + self.latency_s + 0.003 - self.origin) / self.period * 4) + 1
         bar = step // STEPS_PER_BAR
         at_beats = step / 4
         existing = [n for n in self.bars.get(bar, []) if n.channel == DRUM_CHANNEL
@@ -198,52 +215,97 @@ class LiveEngine:
             return
         if bar not in self.bars:  # only into a bar whose content is planned (the next one is, always)
             return
-        self.bars[bar].append(PlannedNote(at_beats, at_beats + 0.125, DRUM_CHANNEL, DRUM_NOTES[SNARE], 110))
+        self.bars[bar].append(PlannedNote(at_beats, at_beats + 0.125, DRUM_CHANNEL, DRUM_NOTES[SNARE], 110,
+                                          capture_time=capture_time))
         self.stats.reactions += 1
 
     # --- the frame loop ---------------------------------------------------------------------------
     def on_frame(self, capture_time: float, keypoints: np.ndarray, confidence: np.ndarray, now: float) -> None:
         """One input frame (stamped at capture) available at clock time ``now``: update the rhythm, start
         after warm-up, keep the next bar planned, re-anchor pending notes, react to movement onsets."""
-        for frame in self.rhythm.process_online(capture_time, keypoints, confidence):
+        t0 = time.perf_counter()
+        frames = self.rhythm.process_online(capture_time, keypoints, confidence)
+        t1 = time.perf_counter()
+        self.stats.timed("rhythm", (t1 - t0) * 1000)
+        for frame in frames:
             self.stats.frames += 1
             if self.stats.frames == 1:
                 self.rhythm_offset = capture_time - frame.time
             if frame.estimate.is_beat:
                 self.decided_beats += 1
             if self.origin is None:
-                if self.decided_beats >= self.warmup_beats and math.isfinite(frame.estimate.tempo_bpm):
-                    self.period = 60.0 / frame.estimate.tempo_bpm
-                    first = float(frame.estimate.next_beats[0]) + self.rhythm_offset
-                    while first < now + self.lead_s:  # bar 0 starts on a beat still ahead of us
-                        first += self.period
-                    self.origin = first
+                if self.decided_beats >= self.warmup_beats and frame.grid is not None:
+                    self.period = frame.grid.period
+                    # bar 0 starts on a predicted beat still ahead of us (its notes can be sent in time)
+                    ahead = now + self.lead_s + self.latency_s - self.rhythm_offset
+                    self.origin = float(frame.grid.next_beats(ahead, 1)[0]) + self.rhythm_offset
                     self.plan_bar(0)
             else:
                 self._reanchor(frame)
                 if frame.onset:
                     self.onset_times.append(frame.time + self.rhythm_offset)
-                    self._react(now)
+                    self._react(now, capture_time)
                     # only the bar before the one being planned is read: older onsets go (bounded memory)
                     keep_from = self.beat_time(4.0 * (math.floor((now - self.origin) / self.period / 4) - 2))
                     self.onset_times = [t for t in self.onset_times if t >= keep_from]
+        t2 = time.perf_counter()
+        self.stats.timed("engine", (t2 - t1) * 1000)
         if self.origin is None:
             return
         current = math.floor((now - self.origin) / self.period / 4)
         for bar in (current, current + 1):  # the bar being played and the next one are always planned
             if bar >= 0 and bar not in self.bars:
                 self.plan_bar(bar)
+        t3 = time.perf_counter()
+        self.stats.timed("plan", (t3 - t2) * 1000)
         for bar in [b for b in self.bars if b < current - 1]:  # sent long ago (note-offs included)
             del self.bars[bar]
         self._collect_music()
         self._schedule_or_retime()
-        beat = math.floor((now - self.origin) / self.period)
-        if beat >= 0 and (not self.stats.beat_grid or self.beat_time(beat) > self.stats.beat_grid[-1] + 0.5 *
-                          self.period):
-            self.stats.beat_grid.append(self.beat_time(beat))
-        self.scheduler.poll()
+        self._plan_clock(now)
+        # the beat grid as sent: a quarter note's time is final once it is frozen (FREEZE_S before it)
+        while self.send_time(self._grid_beat) - now < self.scheduler.freeze_s:
+            self.stats.beat_grid.append(self.send_time(self._grid_beat))
+            self._grid_beat += 1
+        self.stats.timed("schedule", (time.perf_counter() - t3) * 1000)
+        self._record_sent(self.scheduler.poll_sent())
+
+    def _plan_clock(self, now: float) -> None:
+        """MIDI clock: Start once bar 0's downbeat is frozen (so Start and the first pulse go out with it),
+        then the pulses of the next ``horizon_s``, phase-locked to the grid. Called every frame and every
+        poll, so a slow frame never leaves pulses unplanned."""
+        if self.clock is None or self.origin is None:
+            return
+        if not self._clock_started:
+            if self.send_time(0.0) - now >= self.scheduler.freeze_s:
+                return
+            self._clock_started = True
+            self.clock_state, msgs = self.clock.start(max(now, self.send_time(0.0)), 60.0 / self.period)
+            for at, m in msgs:
+                self.scheduler.schedule(at, m)
+        grid_beats = None
+        if self.clock_state.next_pulse is not None:
+            grid_beats = (self.clock_state.next_pulse + self.latency_s - self.origin) / self.period
+        self.clock_state, msgs = self.clock.plan(self.clock_state, now, 60.0 / self.period, grid_beats)
+        for at, m in msgs:
+            self.scheduler.schedule(at, m)
+
+    def _record_sent(self, sent: list[tuple[int, float]]) -> None:
+        """Capture-to-send time of the movement-driven hits among the events just sent."""
+        for event_id, at in sent:
+            cap = self._reaction_ids.pop(event_id, None)
+            if cap is not None:
+                self.stats.capture_to_send_ms.append((at - cap) * 1000)
+
+    def poll(self) -> None:
+        """Plan the clock and send what is due (the live loop calls this every millisecond between frames)."""
+        self._plan_clock(self.scheduler.clock.now())
+        self._record_sent(self.scheduler.poll_sent())
 
     def stop(self) -> None:
-        if self._music_worker is not None:
-            self._music_worker.shutdown(wait=False, cancel_futures=True)
+        """Stop: MIDI clock Stop, then all notes off (the scheduler drops what is pending)."""
+        if self.music is not None:
+            self.music.close()
+        if self.clock is not None and self.clock_state.next_pulse is not None:
+            self.scheduler.sink.send(mido_stop(), self.scheduler.clock.now())
         self.scheduler.stop()

@@ -1,6 +1,7 @@
 """``rhythmicnet live``: one asyncio loop (uvloop where installed) that feeds input frames to the engine,
 polls the scheduler every millisecond on the loop's monotonic clock, and on any stop (end, ``--duration``,
-an error, Ctrl-C) sends all-notes-off and writes the stats file.
+an error, Ctrl-C) sends MIDI Stop and all-notes-off, and writes the stats file and the ``--record`` file.
+Drum2Music runs in its own process (:class:`~.music_process.MusicProcess`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class LiveOptions:
     temperature: float = 1.2
     backend: str = "onnx"
     stats: str | None = None
+    record: str | None = None
+    latency_offset_ms: float = 0.0
+    tempo_range: tuple[float, float] = (60.0, 180.0)
+    clock: bool = True
     quiet: bool = False
 
 
@@ -77,28 +82,51 @@ async def _frames(opts: LiveOptions, counters: _InputCounters) -> AsyncIterator[
         counters.dropped = source.dropped
 
 
+def _summary(values: list[float]) -> dict[str, float]:
+    """Median and p99 (ms) of per-frame or per-event times."""
+    v = np.asarray(values, float) if values else np.full(1, np.nan)
+    return {"median_ms": round(float(np.median(v)), 3), "p99_ms": round(float(np.percentile(v, 99)), 3),
+            "count": len(values)}
+
+
 async def _run(opts: LiveOptions) -> dict[str, Any]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from rhythmicnet.errors import InputError
     from rhythmicnet.export.backends import configure_threads, graph_factory
+    from rhythmicnet.models.beat_hmm import BeatTrackerConfig
     from rhythmicnet.models.beat_model import load_beat_model
-    from rhythmicnet.models.drum2music import Drum2Music
+    from rhythmicnet.models.keypoints import MODEL_FPS
     from rhythmicnet.models.live_rhythm import LiveRhythm
     from rhythmicnet.models.midi_messages import INSTRUMENT_CHANNEL, program_change
-    from rhythmicnet.models.music_transformer import SamplingConfig as MusicSampling
     from rhythmicnet.models.rhythm2drum import Rhythm2Drum
     from rhythmicnet.models.rhythm2drum import SamplingConfig as DrumSampling
     from rhythmicnet.realtime.engine import LiveEngine
-    from rhythmicnet.realtime.midi_out import MidiPortSink
+    from rhythmicnet.realtime.midi_clock import MidiClock
+    from rhythmicnet.realtime.midi_out import MidiPortSink, MidiSink
+    from rhythmicnet.realtime.midi_record import RecordingSink
+    from rhythmicnet.realtime.music_process import MusicOptions, MusicProcess
     from rhythmicnet.realtime.scheduler import Scheduler
 
     configure_threads()
     graphs = graph_factory(opts.backend)
     loop = asyncio.get_running_loop()
-    sink = MidiPortSink(opts.midi_port, api=opts.midi_api)
+    music = None
+    if opts.instrument != "none":  # started first: the worker loads its model while we load ours
+        try:
+            music = MusicProcess(MusicOptions(opts.instrument, opts.temperature, opts.seed, opts.backend))
+        except BrokenProcessPool as exc:
+            raise InputError(f"the {opts.instrument} accompaniment model could not be loaded in its worker "
+                             f"process ({exc})") from None
+    port = MidiPortSink(opts.midi_port, api=opts.midi_api)
+    sink: MidiSink = RecordingSink(port) if opts.record else port
     scheduler = Scheduler(sink, _Loop(loop))
-    music = None if opts.instrument == "none" else Drum2Music.load(
-        instrument=opts.instrument, sampling=MusicSampling(temperature=opts.temperature, seed=opts.seed), graphs=graphs)
-    engine = LiveEngine(LiveRhythm(load_beat_model("full_causal"), graphs=graphs),
-                        Rhythm2Drum.load(graphs=graphs).performer(DrumSampling(seed=opts.seed)), scheduler, music)
+    lo, hi = opts.tempo_range
+    rhythm = LiveRhythm(load_beat_model("full_causal"), graphs=graphs,
+                        tracker=BeatTrackerConfig(fps=MODEL_FPS, min_bpm=lo, max_bpm=hi))
+    engine = LiveEngine(rhythm, Rhythm2Drum.load(graphs=graphs).performer(DrumSampling(seed=opts.seed)), scheduler,
+                        music, latency_offset_s=opts.latency_offset_ms / 1000.0,
+                        clock=MidiClock() if opts.clock else None)
     if music is not None:
         sink.send(program_change(INSTRUMENT_CHANNEL, music.program))
     frame_ms: list[float] = []
@@ -107,7 +135,7 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
 
     async def poller() -> None:
         while not stop.is_set():
-            scheduler.poll()
+            engine.poll()
             await asyncio.sleep(0.001)
 
     poll_task = asyncio.create_task(poller())
@@ -125,8 +153,11 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
                 tempo = 60.0 / engine.period if engine.origin is not None else float("nan")
                 bar = (int((loop.time() - engine.origin) / engine.period / 4) if engine.origin is not None
                        and loop.time() >= engine.origin else -1)
-                print(f"\rtempo {tempo:6.1f} BPM  bar {bar:4d}  frame {np.median(frame_ms):5.1f} ms  "
-                      f"late {scheduler.late_events}  sent {scheduler.sent}", end="", file=sys.stderr, flush=True)
+                react = engine.stats.capture_to_send_ms[-20:]
+                react_s = f"{np.median(react):4.0f} ms" if react else "   - ms"
+                print(f"\rtempo {tempo:6.1f} BPM  bar {bar:4d}  frame {np.median(frame_ms[-300:]):5.1f} ms  "
+                      f"move->MIDI {react_s}  late {scheduler.late_events}  sent {scheduler.sent}", end="",
+                      file=sys.stderr, flush=True)
     finally:
         stop.set()
         await poll_task
@@ -134,7 +165,8 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
         sink.close()
         if not opts.quiet:
             print(file=sys.stderr)
-    fm = np.array(frame_ms) if frame_ms else np.zeros(1)
+        if opts.record and isinstance(sink, RecordingSink):
+            sink.write(opts.record, engine.stats.beat_grid)
     return {
         "frames": engine.stats.frames,
         "dropped_frames": counters.dropped,
@@ -142,13 +174,18 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
         "late_events": scheduler.late_events,
         "hanging_notes": len(sink.held),
         "tempo_bpm": round(60.0 / engine.period, 2) if engine.origin is not None else None,
-        "per_frame_ms": {"median_ms": float(np.median(fm)), "p99_ms": float(np.percentile(fm, 99))},
+        "per_frame_ms": _summary(frame_ms),
+        "stages": {name: _summary(v) for name, v in engine.stats.stage_ms.items()},
+        "capture_to_send_ms": _summary(engine.stats.capture_to_send_ms),
         "first_note_s": None if engine.stats.first_note_time is None else engine.stats.first_note_time - t_start,
         "bars_planned": engine.stats.bars_planned,
         "reactions": engine.stats.reactions,
+        "skipped_notes": engine.stats.skipped,
         "accents": engine.stats.accents,
         "beat_grid": [round(t - t_start, 4) for t in engine.stats.beat_grid],
-        "midi_port": sink.name,
+        "midi_port": port.name,
+        "latency_offset_ms": opts.latency_offset_ms,
+        "warmup_beats": engine.warmup_beats,
         "backend": opts.backend,
     }
 

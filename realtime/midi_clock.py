@@ -6,6 +6,11 @@ tempo it plays (exponential, time constant ``tau_s``, and at most ``max_rate`` B
 pulses a short ``horizon_s`` ahead into the :class:`~.scheduler.Scheduler`, so every pulse is decided
 before it is due. ``start`` sends Start (0xFA) on the first pulse; ``stop`` sends Stop (0xFC).
 
+A DAW counts bars from the pulses since Start, so the clock must also stay *in phase* with the beat grid
+the notes are played on: given the grid's position (in beats) at the next pulse, :meth:`MidiClock.plan`
+aims at a tempo that closes the phase error over ``phase_tau_beats`` beats (at most ``max_phase_rate``
+of the tempo), and the smoothing above keeps that change gentle.
+
 State is explicit (:class:`ClockState`) and :meth:`MidiClock.plan` is pure: the engine keeps the state.
 """
 
@@ -32,8 +37,10 @@ class ClockState:
 
 
 class MidiClock:
-    def __init__(self, *, tau_s: float = 2.0, max_rate: float = 4.0, horizon_s: float = 0.1) -> None:
+    def __init__(self, *, tau_s: float = 2.0, max_rate: float = 4.0, horizon_s: float = 0.1,
+                 phase_tau_beats: float = 4.0, max_phase_rate: float = 0.05) -> None:
         self.tau_s, self.max_rate, self.horizon_s = tau_s, max_rate, horizon_s
+        self.phase_tau_beats, self.max_phase_rate = phase_tau_beats, max_phase_rate
 
     def start(self, at: float, tempo_bpm: float) -> tuple[ClockState, list[tuple[float, mido.Message]]]:
         """Start at clock time ``at``: Start, then the pulses follow from ``at``."""
@@ -47,12 +54,17 @@ class MidiClock:
         limit = self.max_rate * dt
         return state.tempo_bpm + max(-limit, min(limit, step))
 
-    def plan(self, state: ClockState, now: float, target_bpm: float
+    def plan(self, state: ClockState, now: float, target_bpm: float, grid_beats: float | None = None
              ) -> tuple[ClockState, list[tuple[float, mido.Message]]]:
         """Pulses due before ``now + horizon_s`` at the smoothed tempo; returns the new state and the
-        (time, message) pairs to schedule. Pure."""
+        (time, message) pairs to schedule. ``grid_beats``: the beat grid's position (beats since Start) at
+        ``state.next_pulse``, to keep the clock in phase with it. Pure."""
         if state.next_pulse is None:
             return state, []
+        if grid_beats is not None:
+            error = grid_beats - state.pulses / PPQN  # beats the clock is behind the grid
+            correction = max(-self.max_phase_rate, min(self.max_phase_rate, error / self.phase_tau_beats))
+            target_bpm = target_bpm * (1.0 + correction)
         tempo = self.smooth(state, now, target_bpm)
         period = 60.0 / (tempo * PPQN)
         out = []

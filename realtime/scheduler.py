@@ -100,17 +100,21 @@ class Scheduler:
 
     def poll(self) -> int:
         """Send every event due by now, in time order; returns how many were sent."""
+        return len(self.poll_sent())
+
+    def poll_sent(self) -> list[tuple[int, float]]:
+        """Send every event due by now, in time order; returns (event id, send time) of each."""
         now = self.clock.now()
-        n = 0
+        sent = []
         while self._heap and self._heap[0].time <= now:
             ev = heapq.heappop(self._heap)
             if ev.cancelled:
                 continue
             self._by_id.pop(ev.seq, None)
             self.sink.send(ev.message, now)
-            n += 1
-        self.sent += n
-        return n
+            sent.append((ev.seq, now))
+        self.sent += len(sent)
+        return sent
 
     @property
     def pending(self) -> int:

@@ -3,7 +3,7 @@
 
 Frames are read by OpenCV on a thread and stamped at capture (the event loop's monotonic clock); only the
 newest frame goes to pose (mediapipe PoseLandmarker in VIDEO mode, one performer kept by
-:class:`~rhythmicnet.offline.pose_estimation.PerformerTracker`), which runs off the event loop in an
+:class:`~rhythmicnet.models.performer_tracking.PerformerTracker`), which runs off the event loop in an
 executor thread; frames that arrive while pose is busy are dropped and counted.
 """
 
@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 
 from rhythmicnet.errors import DeviceError, InputError
-from rhythmicnet.models.skeleton import NUM_JOINTS
 from rhythmicnet.realtime.inputs import InputFrame
 
 __all__ = ["PoseStream", "VideoSource"]
@@ -37,11 +36,12 @@ class PoseStream:
         self.tracker: Any = None  # a PerformerTracker once the frame size is known
         self.t0: float | None = None
         self.last_ms = -1
+        self.times_ms: list[float] = []  # pose time of each frame (wall ms), for the stats
 
     def estimate(self, bgr: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         import mediapipe as mp
 
-        from rhythmicnet.offline.pose_estimation import _MAP, PerformerTracker, _candidates
+        from rhythmicnet.models.performer_tracking import PerformerTracker, performer_keypoints, pose_candidates
 
         h, w = bgr.shape[:2]
         if self.tracker is None:
@@ -49,14 +49,13 @@ class PoseStream:
         self.t0 = t if self.t0 is None else self.t0
         ms = max(int(round((t - self.t0) * 1000)), self.last_ms + 1)
         self.last_ms = ms
+        started = time.perf_counter()
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         result = self.landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb), ms)
-        cands = _candidates(result, w, h)
+        self.times_ms.append((time.perf_counter() - started) * 1000)
+        cands = pose_candidates(result, w, h)
         idx = self.tracker.update(cands, t - self.t0)
-        if idx is None:
-            return np.zeros((NUM_JOINTS, 2), np.float32), np.zeros(NUM_JOINTS, np.float32)
-        c = cands[idx]
-        return c.landmarks[_MAP].astype(np.float32), c.visibility[_MAP].astype(np.float32)
+        return performer_keypoints(None if idx is None else cands[idx])
 
     def close(self) -> None:
         from rhythmicnet.offline.pose_estimation import _native_stderr_silenced

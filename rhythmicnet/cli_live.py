@@ -9,6 +9,12 @@ from pathlib import Path
 from rhythmicnet.cli_backend import add_backend_args
 
 
+def _tempo_range(text: str) -> tuple[float, float]:
+    from rhythmicnet.cli import _tempo_range as parse
+
+    return parse(text)
+
+
 def add_live_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "live", help="play a dancer (camera, video or keypoint stream) into a DAW as live MIDI",
@@ -16,8 +22,9 @@ def add_live_command(sub: argparse._SubParsersAction) -> None:
                     "file replayed at its timestamps), beats and movement onsets out of the causal Video2Rhythm "
                     "stage, a bar of drums (Rhythm2Drum) and of piano or guitar (Drum2Music) planned a bar ahead "
                     "and played on the dancer's beat grid through a MIDI port (by default a virtual port named "
-                    "RhythmicNet): drums on channel 10, the accompaniment on channel 1. Nothing plays for the "
-                    "first 4 beats the tracker decides (about 3-4 s). All notes off on every stop.")
+                    "RhythmicNet): drums on channel 10, the accompaniment on channel 1, and MIDI clock (24 ppqn, Start/"
+                    "Stop) following the dancer's tempo. Nothing plays until the tracker has decided 4 beats and "
+                    "predicts a beat grid (about 4 beats plus 0.5 s). All notes off on every stop.")
     src = p.add_mutually_exclusive_group(required=False)
     src.add_argument("--video", type=Path, default=None, metavar="FILE",
                      help="a video played at its real frame rate as if it were a camera (pose runs on every frame)")
@@ -40,6 +47,14 @@ def add_live_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stats", type=Path, default=None, metavar="FILE",
                    help="write figures on exit (JSON): frames, dropped frames, notes sent, late events, hanging "
                         "notes, tempo, per-frame time, the beat grid sent")
+    p.add_argument("--record", type=Path, default=None, metavar="FILE.mid",
+                   help="also write what was played to a MIDI file, with the dancer's tempo map (written on exit)")
+    p.add_argument("--latency-offset", type=float, default=0.0, metavar="MS",
+                   help="send every note and clock pulse MS earlier, to make up for the DAW's output latency "
+                        "(default: 0)")
+    p.add_argument("--tempo-range", type=_tempo_range, default=(60.0, 180.0), metavar="MIN-MAX",
+                   help="the tempi (BPM) the beat tracker may choose (default: 60-180)")
+    p.add_argument("--no-clock", action="store_true", help="do not send MIDI clock and Start/Stop")
     add_backend_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no status line")
     p.set_defaults(func=_run_live)
@@ -60,12 +75,17 @@ def _run_live(args: argparse.Namespace) -> int:
             raise InputError(f"{path}: file not found")
     from rhythmicnet.realtime.live import LiveOptions, run_live
 
+    if args.record is not None and args.record.suffix.lower() not in (".mid", ".midi"):
+        raise InputError(f"--record {args.record}: give a .mid file")
+
     opts = LiveOptions(keypoints=str(args.keypoints) if args.keypoints else None,
                        video=str(args.video) if args.video else None, camera=args.camera, loop=args.loop,
                        duration=args.duration, pose_latency_ms=args.pose_latency, midi_port=args.midi_port,
                        midi_api=args.midi_api, instrument=args.instrument, seed=args.seed,
                        temperature=args.temperature, backend=args.backend,
-                       stats=str(args.stats) if args.stats else None, quiet=args.quiet)
+                       stats=str(args.stats) if args.stats else None,
+                       record=str(args.record) if args.record else None, latency_offset_ms=args.latency_offset,
+                       tempo_range=args.tempo_range, clock=not args.no_clock, quiet=args.quiet)
     stats = run_live(opts)
     if not args.quiet:
         print(f"live: {stats.get('frames')} frames, {stats.get('notes_sent')} notes, {stats.get('late_events')} late "

@@ -4,9 +4,10 @@ import numpy as np
 
 from rhythmicnet.models.beat_features import BeatFeatureStream
 from rhythmicnet.models.beat_net import BeatNetStream
+from rhythmicnet.models.beat_predictor import BeatPredictor
 from rhythmicnet.models.fixed_lag_beats import FixedLagBeatTracker
 from rhythmicnet.models.keypoints import MODEL_FPS
-from rhythmicnet.models.live_rhythm import LiveRhythm
+from rhythmicnet.models.live_rhythm import LIVE_LAG, LiveRhythm
 from rhythmicnet.models.movement_onset import MovementOnsetDetector
 from rhythmicnet.models.skeleton import normalize_running
 from rhythmicnet.models.stream_resampler import StreamResampler
@@ -41,10 +42,14 @@ def test_online_equals_offline_and_each_stage_in_turn():
     np.testing.assert_allclose(times, frames.times, atol=1e-12)
     np.testing.assert_allclose(activation, act.beat, atol=1e-5)
     np.testing.assert_allclose(downbeat, act.downbeat, atol=1e-5)
-    tracker = FixedLagBeatTracker()
+    tracker = FixedLagBeatTracker(lag=LIVE_LAG)
     expected = tracker.process_online(activation)
     np.testing.assert_array_equal(tempo, [e.tempo_bpm for e in expected])
     np.testing.assert_array_equal(is_beat, [e.is_beat for e in expected])
+    # the predicted grid is the beat predictor's over the decided beats
+    predictor = BeatPredictor(stage.predictor.config)
+    grids = [predictor.process_online(e.beat_time if e.is_beat else None) for e in expected]
+    assert [f.grid for f in offline] == grids
     np.testing.assert_array_equal(onset, MovementOnsetDetector().process_offline(norm, frames.confidence))
 
 

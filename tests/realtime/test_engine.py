@@ -12,9 +12,11 @@ from rhythmicnet.models.rhythm2drum import Rhythm2Drum
 from rhythmicnet.models.rhythm2drum import SamplingConfig as DrumSampling
 from rhythmicnet.offline.synthetic_dancer import generate_clip
 from rhythmicnet.realtime.engine import LiveEngine
-from rhythmicnet.realtime.inputs import KeypointReplay
+from rhythmicnet.realtime.midi_clock import PPQN, MidiClock
 from rhythmicnet.realtime.midi_out import CaptureSink
+from rhythmicnet.realtime.music_process import InlineMusic
 from rhythmicnet.realtime.scheduler import Scheduler, SimulatedClock
+from rhythmicnet.realtime.simulated_run import play_simulated
 
 pytestmark = pytest.mark.skipif(not (has_beat_model("full_causal") and has_music_model()),
                                 reason="shipped weights missing")
@@ -29,16 +31,8 @@ def play(seed: int = 0, clip_seed: int = 8):
     sched = Scheduler(sink, clock)
     engine = LiveEngine(LiveRhythm(load_beat_model("full_causal")),
                         Rhythm2Drum.load().performer(DrumSampling(seed=seed)), sched,
-                        Drum2Music.load(instrument="piano"), music_worker=False)
-    for f in KeypointReplay(dance.sequence, pose_latency_s=0.04).frames(start=50.0):
-        while clock.now() < f.arrival_time:  # the scheduler polls every ms between frames
-            clock.advance(0.001)
-            sched.poll()
-        engine.on_frame(f.capture_time, f.keypoints, f.confidence, clock.now())
-    for _ in range(3000):  # let the planned bars play out
-        clock.advance(0.001)
-        sched.poll()
-    engine.stop()
+                        InlineMusic(Drum2Music.load(instrument="piano")), clock=MidiClock())
+    play_simulated(engine, clock, dance.sequence, pose_latency_s=0.04)
     return dance, engine, sink, sched
 
 
@@ -57,6 +51,8 @@ def test_plays_in_time_order_none_late_and_no_hanging_note(played):
     offs = [(m.channel, m.note) for _, m in sink.messages if m.type == "note_off"]
     assert len(ons) > 20 and {o for o in ons} <= {o for o in offs}
     assert {c for c, _ in ons} == {9, 0}  # drums and piano
+    assert engine.stats.reactions + engine.stats.accents > 0  # the dancer's movement onsets were answered
+    assert len(engine.stats.capture_to_send_ms) == engine.stats.reactions
     # warm-up: the first note comes after the tracker decided 4 beats (about 1 s lag + 4 beats)
     assert engine.stats.first_note_time is not None and engine.stats.first_note_time - 50.0 > 2.0
 
@@ -73,3 +69,29 @@ def test_same_input_and_seed_give_the_same_midi(played):
     _, _, sink, _ = played
     _, _, again, _ = play()
     assert [(round(t, 9), m.bytes()) for t, m in sink.messages] == [(round(t, 9), m.bytes()) for t, m in again.messages]
+
+
+def test_midi_clock_starts_with_bar_0_ticks_at_the_grid_tempo_and_stops(played):
+    dance, engine, sink, sched = played
+    types = [m.type for _, m in sink.messages]
+    assert types.count("start") == 1 and types.count("stop") == 1
+    start = next(t for t, m in sink.messages if m.type == "start")
+    assert 0 <= start - engine.stats.beat_grid[0] <= 0.0011  # Start goes out with bar 0's downbeat (1 ms polls)
+    pulses = np.array([t for t, m in sink.messages if m.type == "clock"])
+    assert pulses[0] >= start and all(t <= next(t for t, m in sink.messages if m.type == "stop") for t in pulses)
+    # over the grid's beats the clock keeps in step: 24 pulses a beat, within one beat
+    grid = np.array(engine.stats.beat_grid)  # from bar 0's downbeat (= Start) to the last frame
+    counted = pulses[pulses < grid[-1] - 1e-3]
+    assert abs(len(counted) / PPQN - (len(grid) - 1)) <= 1.0, (len(counted) / PPQN, len(grid) - 1)
+    tempo_from_pulses = 60.0 / (np.median(np.diff(pulses)) * PPQN)
+    assert abs(tempo_from_pulses / (60.0 / np.median(np.diff(grid))) - 1) < 0.03
+
+
+def test_stats_time_every_stage(played):
+    _, engine, _, _ = played
+    assert set(engine.stats.stage_ms) == {"rhythm", "engine", "plan", "schedule"}
+    n = len(engine.stats.stage_ms["rhythm"])  # one per input frame
+    assert n >= 15 * 25 and len(engine.stats.stage_ms["engine"]) == n
+    # planning and scheduling run on every frame once the warm-up is over
+    assert 0 < len(engine.stats.stage_ms["plan"]) == len(engine.stats.stage_ms["schedule"]) < n
+    assert all(ms >= 0 for v in engine.stats.stage_ms.values() for ms in v)

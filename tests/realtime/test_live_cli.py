@@ -63,9 +63,9 @@ def _no_hanging(got: list[mido.Message]) -> None:
 
 
 def test_live_video_loop_into_a_virtual_port(jack_server: None, tmp_path: Path) -> None:
-    stats = tmp_path / "stats.json"
+    stats, record = tmp_path / "stats.json", tmp_path / "played.mid"
     proc, inp = _start(["--video", "offline/examples/jumping_jacks.mp4", "--loop", "--duration", "15",
-                        "--stats", str(stats)], "RhythmicNet")
+                        "--stats", str(stats), "--record", str(record)], "RhythmicNet")
     got = _collect(inp, proc, 90)
     inp.close()  # type: ignore[attr-defined]
     assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
@@ -75,6 +75,18 @@ def test_live_video_loop_into_a_virtual_port(jack_server: None, tmp_path: Path) 
     s = json.loads(stats.read_text())
     assert s["late_events"] == 0 and s["hanging_notes"] == 0 and s["frames"] > 300
     assert s["notes_sent"] == len(notes)
+    for stage in ("rhythm", "engine", "plan", "schedule"):
+        assert s["stages"][stage]["p99_ms"] >= s["stages"][stage]["median_ms"] >= 0
+    assert s["pose_ms"]["count"] == s["frames"] and len(s["beat_grid"]) > 8
+    # MIDI clock: Start with bar 0, pulses, Stop before the final all-notes-off
+    types = [m.type for m in got]
+    assert types.count("start") == 1 and types.count("stop") == 1 and types.count("clock") > 24 * 8
+    # --record: the notes played, on a tempo map whose beats are the grid the engine sent
+    rec = mido.MidiFile(str(record))
+    rec_notes = [m for m in rec if m.type == "note_on" and m.velocity > 0]
+    assert len(rec_notes) == len(notes)
+    tempi = [m.tempo for m in rec.tracks[0] if m.type == "set_tempo"]
+    assert tempi and abs(60e6 / sorted(tempi)[len(tempi) // 2] - s["tempo_bpm"]) < 0.1 * s["tempo_bpm"]
 
 
 def test_ctrl_c_mid_run_leaves_no_hanging_note(jack_server: None, tmp_path: Path) -> None:

