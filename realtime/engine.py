@@ -21,9 +21,12 @@ The design notes' live timing, as built here (one thread, driven by :meth:`LiveE
   played if that step is free, and accents the planned hit there if not; the accompaniment is never
   changed by it.
 
-Drum2Music runs through a :class:`~.music_process.MusicPlanner`: in ``rhythmicnet live`` its own process
-(:class:`~.music_process.MusicProcess`), so a bar of accompaniment (a few hundred ms; a bar lasts ~2 s)
-never holds up a frame; inline (:class:`~.music_process.InlineMusic`) in the deterministic tests.
+Bars are planned (drums by Rhythm2Drum, then the accompaniment by Drum2Music) through a
+:class:`~.bar_planner.BarPlanner`: in ``rhythmicnet live`` its own process
+(:class:`~.bar_planner.ProcessPlanner`), so a planned bar (~17 ms of drums, a few hundred ms of
+accompaniment; a bar lasts ~2 s) never holds up a frame; inline (:class:`~.bar_planner.InlinePlanner`) in
+the deterministic tests. A bar's notes join the schedule when its plan comes back; a movement reaction
+only goes into a bar whose plan is back.
 """
 
 from __future__ import annotations
@@ -36,13 +39,10 @@ from dataclasses import dataclass, field
 import mido
 import numpy as np
 
-from rhythmicnet.models.drum_grid import DrumGrid
 from rhythmicnet.models.live_rhythm import LiveFrame, LiveRhythm
 from rhythmicnet.models.midi_messages import DRUM_CHANNEL, DRUM_NOTES, INSTRUMENT_CHANNEL, note_off, note_on
-from rhythmicnet.models.remi import BarNote, DrumBar
-from rhythmicnet.models.rhythm2drum import DrumPerformer
+from rhythmicnet.realtime.bar_planner import BarPlan, BarPlanner
 from rhythmicnet.realtime.midi_clock import ClockState, MidiClock
-from rhythmicnet.realtime.music_process import MusicPlanner
 from rhythmicnet.realtime.scheduler import Scheduler
 
 __all__ = ["EngineStats", "LiveEngine", "PlannedNote"]
@@ -88,10 +88,9 @@ class EngineStats:
 
 
 class LiveEngine:
-    def __init__(self, rhythm: LiveRhythm, performer: DrumPerformer, scheduler: Scheduler,
-                 music: MusicPlanner | None = None, *, warmup_beats: int = 4, lead_s: float = 0.1,
-                 latency_offset_s: float = 0.0, clock: MidiClock | None = None) -> None:
-        self.rhythm, self.performer, self.scheduler, self.music = rhythm, performer, scheduler, music
+    def __init__(self, rhythm: LiveRhythm, planner: BarPlanner, scheduler: Scheduler, *, warmup_beats: int = 4,
+                 lead_s: float = 0.7, latency_offset_s: float = 0.0, clock: MidiClock | None = None) -> None:
+        self.rhythm, self.planner, self.scheduler = rhythm, planner, scheduler
         self.warmup_beats, self.lead_s, self.latency_s = warmup_beats, lead_s, latency_offset_s
         self.clock, self.clock_state, self._clock_started = clock, ClockState(), False
         self.stats = EngineStats()
@@ -102,7 +101,8 @@ class LiveEngine:
         self.onset_times: list[float] = []
         self.rhythm_offset = 0.0  # rhythm time -> clock time (the replay's start)
         self._grid_beat = 0  # the next quarter note of the sent beat grid (beats since bar 0)
-        self._pending_music: dict[int, Future[list[BarNote]]] = {}
+        self._pending: dict[int, Future[BarPlan]] = {}  # bars asked of the planner, not back yet
+        self._planned_upto = -1  # the last bar asked for (bars are asked for in order)
         self._reaction_ids: dict[int, float] = {}  # scheduler id of a reaction's note-on -> capture time
 
     # --- the beat grid ---------------------------------------------------------------------------
@@ -137,38 +137,36 @@ class LiveEngine:
                 steps.append(int(round(pos)) % STEPS_PER_BAR)
         return steps
 
-    def plan_bar(self, bar: int) -> list[PlannedNote]:
+    def plan_bar(self, bar: int) -> None:
+        """Ask the planner for bar ``bar``: a rhythm of the beats (steps 0/4/8/12) plus the steps of the
+        movement onsets of the bar just played (bar - 2: bar - 1 is still being played)."""
         rhythm = np.zeros(STEPS_PER_BAR, bool)
         rhythm[::4] = True
-        rhythm[self._style_steps(bar - 2)] = True  # the style of the bar just played
-        grid: DrumGrid = self.performer.next_bar(rhythm)
-        notes = []
-        base = bar * 4.0
-        cls, step = np.nonzero(grid.hits)
-        for c, s in zip(cls.tolist(), step.tolist(), strict=True):
-            start = base + (s + float(grid.offsets[c, s])) / 4
-            vel = int(np.clip(round(float(grid.velocities[c, s]) * 127), 1, 127))
-            notes.append(PlannedNote(start, start + 0.125, DRUM_CHANNEL, DRUM_NOTES[c], vel))
-        if self.music is not None:  # bars go to the planner in order, so its memory sees them in order
-            self._pending_music[bar] = self.music.submit(DrumBar(grid.hits, grid.velocities, 60.0 / self.period))
-        self.bars[bar] = notes
+        rhythm[self._style_steps(bar - 2)] = True
+        self._pending[bar] = self.planner.submit(rhythm, 60.0 / self.period)
+        self._planned_upto = bar
         self.stats.bars_planned += 1
-        self.stats.notes_planned += len(notes)
-        return notes
 
-    def _collect_music(self) -> None:
-        """Accompaniment bars that the worker finished join their bar's notes."""
-        for bar, fut in list(self._pending_music.items()):
-            if fut.done():
-                del self._pending_music[bar]
-                if bar not in self.bars:
-                    continue
-                base = bar * 4.0
-                for n in fut.result():
-                    start = base + n.step / 4
-                    self.bars[bar].append(PlannedNote(start, start + n.duration / 4, INSTRUMENT_CHANNEL, n.pitch,
-                                                      n.velocity))
-                    self.stats.notes_planned += 1
+    def _collect_plans(self) -> None:
+        """Bars whose plan came back join the schedule: drums at their steps plus the groove's micro-offsets,
+        the accompaniment at its steps."""
+        for bar, fut in list(self._pending.items()):
+            if not fut.done():
+                continue
+            del self._pending[bar]
+            plan = fut.result()  # a planner failure stops the performance here (all notes off)
+            base = bar * 4.0
+            notes = []
+            cls, step = np.nonzero(plan.drums.hits)
+            for c, st in zip(cls.tolist(), step.tolist(), strict=True):
+                start = base + (st + float(plan.drums.offsets[c, st])) / 4
+                vel = int(np.clip(round(float(plan.drums.velocities[c, st]) * 127), 1, 127))
+                notes.append(PlannedNote(start, start + 0.125, DRUM_CHANNEL, DRUM_NOTES[c], vel))
+            for n in plan.music:
+                start = base + n.step / 4
+                notes.append(PlannedNote(start, start + n.duration / 4, INSTRUMENT_CHANNEL, n.pitch, n.velocity))
+            self.bars[bar] = notes
+            self.stats.notes_planned += len(notes)
 
     def _schedule_or_retime(self) -> None:
         """Give every planned note its time on the current grid (new notes scheduled, pending ones moved). A
@@ -236,7 +234,8 @@ class LiveEngine:
             if self.origin is None:
                 if self.decided_beats >= self.warmup_beats and frame.grid is not None:
                     self.period = frame.grid.period
-                    # bar 0 starts on a predicted beat still ahead of us (its notes can be sent in time)
+                    # bar 0 starts on a predicted beat at least ``lead_s`` ahead: its plan (drums and
+                    # accompaniment, a few hundred ms in the planner's process) is back before it is due
                     ahead = now + self.lead_s + self.latency_s - self.rhythm_offset
                     self.origin = float(frame.grid.next_beats(ahead, 1)[0]) + self.rhythm_offset
                     self.plan_bar(0)
@@ -253,14 +252,16 @@ class LiveEngine:
         if self.origin is None:
             return
         current = math.floor((now - self.origin) / self.period / 4)
-        for bar in (current, current + 1):  # the bar being played and the next one are always planned
-            if bar >= 0 and bar not in self.bars:
+        # the bar being played and the next one are always asked for, in order (the planner's drummer
+        # and accompanist carry their state from bar to bar)
+        for bar in range(max(self._planned_upto + 1, current), current + 2):
+            if bar >= 0:
                 self.plan_bar(bar)
         t3 = time.perf_counter()
         self.stats.timed("plan", (t3 - t2) * 1000)
         for bar in [b for b in self.bars if b < current - 1]:  # sent long ago (note-offs included)
             del self.bars[bar]
-        self._collect_music()
+        self._collect_plans()
         self._schedule_or_retime()
         self._plan_clock(now)
         # the beat grid as sent: a quarter note's time is final once it is frozen (FREEZE_S before it)
@@ -304,8 +305,7 @@ class LiveEngine:
 
     def stop(self) -> None:
         """Stop: MIDI clock Stop, then all notes off (the scheduler drops what is pending)."""
-        if self.music is not None:
-            self.music.close()
+        self.planner.close()
         if self.clock is not None and self.clock_state.next_pulse is not None:
             self.scheduler.sink.send(mido_stop(), self.scheduler.clock.now())
         self.scheduler.stop()

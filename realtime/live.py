@@ -1,7 +1,7 @@
 """``rhythmicnet live``: one asyncio loop (uvloop where installed) that feeds input frames to the engine,
 polls the scheduler every millisecond on the loop's monotonic clock, and on any stop (end, ``--duration``,
 an error, Ctrl-C) sends MIDI Stop and all-notes-off, and writes the stats file and the ``--record`` file.
-Drum2Music runs in its own process (:class:`~.music_process.MusicProcess`).
+Bars are planned (Rhythm2Drum, Drum2Music) in their own process (:class:`~.bar_planner.ProcessPlanner`).
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class _Loop:
 @dataclass
 class _InputCounters:
     dropped: int = 0
+    frames: int = 0
+    pose_ms: list[float] | None = None
 
 
 async def _frames(opts: LiveOptions, counters: _InputCounters) -> AsyncIterator[InputFrame]:
@@ -69,10 +71,11 @@ async def _frames(opts: LiveOptions, counters: _InputCounters) -> AsyncIterator[
                 duration_s=opts.duration):
             yield f
         return
-    from rhythmicnet.realtime.video_input import PoseStream, VideoSource
+    from rhythmicnet.realtime.video_input import PoseProcess, VideoSource
 
     source = VideoSource(opts.video, opts.camera, loop=opts.loop)
-    pose = PoseStream()
+    pose = PoseProcess()
+    counters.pose_ms = pose.times_ms
     try:
         async for f in source.stream(pose):
             counters.dropped = source.dropped
@@ -99,36 +102,31 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
     from rhythmicnet.models.keypoints import MODEL_FPS
     from rhythmicnet.models.live_rhythm import LiveRhythm
     from rhythmicnet.models.midi_messages import INSTRUMENT_CHANNEL, program_change
-    from rhythmicnet.models.rhythm2drum import Rhythm2Drum
-    from rhythmicnet.models.rhythm2drum import SamplingConfig as DrumSampling
+    from rhythmicnet.realtime.bar_planner import PlannerOptions, ProcessPlanner
     from rhythmicnet.realtime.engine import LiveEngine
     from rhythmicnet.realtime.midi_clock import MidiClock
     from rhythmicnet.realtime.midi_out import MidiPortSink, MidiSink
     from rhythmicnet.realtime.midi_record import RecordingSink
-    from rhythmicnet.realtime.music_process import MusicOptions, MusicProcess
     from rhythmicnet.realtime.scheduler import Scheduler
 
     configure_threads()
     graphs = graph_factory(opts.backend)
     loop = asyncio.get_running_loop()
-    music = None
-    if opts.instrument != "none":  # started first: the worker loads its model while we load ours
-        try:
-            music = MusicProcess(MusicOptions(opts.instrument, opts.temperature, opts.seed, opts.backend))
-        except BrokenProcessPool as exc:
-            raise InputError(f"the {opts.instrument} accompaniment model could not be loaded in its worker "
-                             f"process ({exc})") from None
+    try:  # the planner's process loads Rhythm2Drum and Drum2Music before any frame is read
+        planner = ProcessPlanner(PlannerOptions(opts.instrument, opts.temperature, opts.seed, opts.backend))
+    except BrokenProcessPool as exc:
+        raise InputError(f"the drum or accompaniment model could not be loaded in the planner process ({exc})"
+                         ) from None
     port = MidiPortSink(opts.midi_port, api=opts.midi_api)
     sink: MidiSink = RecordingSink(port) if opts.record else port
     scheduler = Scheduler(sink, _Loop(loop))
     lo, hi = opts.tempo_range
     rhythm = LiveRhythm(load_beat_model("full_causal"), graphs=graphs,
                         tracker=BeatTrackerConfig(fps=MODEL_FPS, min_bpm=lo, max_bpm=hi))
-    engine = LiveEngine(rhythm, Rhythm2Drum.load(graphs=graphs).performer(DrumSampling(seed=opts.seed)), scheduler,
-                        music, latency_offset_s=opts.latency_offset_ms / 1000.0,
+    engine = LiveEngine(rhythm, planner, scheduler, latency_offset_s=opts.latency_offset_ms / 1000.0,
                         clock=MidiClock() if opts.clock else None)
-    if music is not None:
-        sink.send(program_change(INSTRUMENT_CHANNEL, music.program))
+    if planner.program is not None:
+        sink.send(program_change(INSTRUMENT_CHANNEL, planner.program))
     frame_ms: list[float] = []
     t_start = loop.time()
     stop = asyncio.Event()
@@ -145,6 +143,7 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
         async for f in _frames(opts, counters):
             if opts.duration is not None and loop.time() - t_start > opts.duration:
                 break
+            counters.frames += 1
             t0 = time.perf_counter()
             engine.on_frame(f.capture_time, f.keypoints, f.confidence, loop.time())
             frame_ms.append((time.perf_counter() - t0) * 1000)
@@ -174,7 +173,10 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
         "late_events": scheduler.late_events,
         "hanging_notes": len(sink.held),
         "tempo_bpm": round(60.0 / engine.period, 2) if engine.origin is not None else None,
+        "input_frames": counters.frames,
+        "input_fps": round(counters.frames / max(loop.time() - t_start, 1e-9), 2),
         "per_frame_ms": _summary(frame_ms),
+        "pose_ms": _summary(counters.pose_ms) if counters.pose_ms else None,
         "stages": {name: _summary(v) for name, v in engine.stats.stage_ms.items()},
         "capture_to_send_ms": _summary(engine.stats.capture_to_send_ms),
         "first_note_s": None if engine.stats.first_note_time is None else engine.stats.first_note_time - t_start,

@@ -72,6 +72,7 @@ def beat_timing(n_clips: int | None = None, *, pose_latency_s: float = 0.040, ba
     from rhythmicnet.models.live_rhythm import LiveRhythm
     from rhythmicnet.models.rhythm2drum import Rhythm2Drum, SamplingConfig
     from rhythmicnet.offline.beat_eval_set import EVAL_SET, eval_clips
+    from rhythmicnet.realtime.bar_planner import InlinePlanner
     from rhythmicnet.realtime.engine import LiveEngine
     from rhythmicnet.realtime.midi_out import CaptureSink
     from rhythmicnet.realtime.scheduler import Scheduler, SimulatedClock
@@ -87,8 +88,8 @@ def beat_timing(n_clips: int | None = None, *, pose_latency_s: float = 0.040, ba
     start = 100.0  # the simulated clock's time at the clip's first frame
     for i, dance in enumerate(eval_clips(n_clips)):
         clock = SimulatedClock(start)
-        engine = LiveEngine(LiveRhythm(beat_model, graphs=graphs), drums.performer(SamplingConfig(seed=i)),
-                            Scheduler(CaptureSink(), clock))
+        planner = InlinePlanner(drums.performer(SamplingConfig(seed=i)))
+        engine = LiveEngine(LiveRhythm(beat_model, graphs=graphs), planner, Scheduler(CaptureSink(), clock))
         play_simulated(engine, clock, dance.sequence, pose_latency_s=pose_latency_s)
         t0 = float(dance.sequence.times[0])
         sent = np.asarray(engine.stats.beat_grid, float) - start  # seconds from the first frame

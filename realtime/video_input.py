@@ -3,8 +3,12 @@
 
 Frames are read by OpenCV on a thread and stamped at capture (the event loop's monotonic clock); only the
 newest frame goes to pose (mediapipe PoseLandmarker in VIDEO mode, one performer kept by
-:class:`~rhythmicnet.models.performer_tracking.PerformerTracker`), which runs off the event loop in an
-executor thread; frames that arrive while pose is busy are dropped and counted.
+:class:`~rhythmicnet.models.performer_tracking.PerformerTracker`), which runs off the event loop; frames
+that arrive while pose is busy are dropped and counted.
+
+``rhythmicnet live`` runs pose in its own process (:class:`PoseProcess`): mediapipe's ~20-30 ms a frame
+on a 2-core machine would otherwise share the frame loop's GIL, and the loop's own work (<= 5 ms p99)
+would wait behind it. :class:`PoseStream` is the same estimator in-process.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 from rhythmicnet.errors import DeviceError, InputError
 from rhythmicnet.realtime.inputs import InputFrame
 
-__all__ = ["PoseStream", "VideoSource"]
+__all__ = ["PoseProcess", "PoseStream", "VideoSource"]
 
 
 class PoseStream:
@@ -62,6 +66,77 @@ class PoseStream:
 
         with _native_stderr_silenced():  # mediapipe logs its teardown on the native stderr
             self.landmarker.close()
+
+
+def _pose_worker(conn: Any, max_people: int) -> None:
+    """The pose process: (image, time) in, (keypoints, confidence, pose ms) out, until None arrives.
+
+    On Linux with 2+ cores it is kept to the last core: mediapipe's inference threads would otherwise
+    spread over every core for their ~20-30 ms a frame and starve the frame loop."""
+    import os
+
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) >= 2:
+        os.sched_setaffinity(0, {cpus[-1]})
+    pose = PoseStream(max_people)
+    conn.send("ready")
+    try:
+        while True:
+            item = conn.recv()
+            if item is None:
+                break
+            kp, conf = pose.estimate(*item)
+            conn.send((kp, conf, pose.times_ms[-1]))
+    except (EOFError, KeyboardInterrupt):  # the parent went away, or Ctrl-C reached the whole group
+        pass
+    finally:
+        pose.close()
+        conn.close()
+
+
+class PoseProcess:
+    """:class:`PoseStream` in a worker process (``spawn``): the same ``estimate`` / ``close`` / ``times_ms``.
+    ``estimate`` blocks its (executor) thread on a pipe, which holds no GIL."""
+
+    def __init__(self, max_people: int = 1) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_pose_worker, args=(child, max_people), daemon=True, name="pose")
+        self._proc.start()
+        child.close()
+        self.times_ms: list[float] = []
+        try:  # wait until mediapipe is loaded, so no frame is dropped while it loads
+            ready = self._conn.recv()
+        except EOFError:
+            ready = None
+        if ready != "ready":
+            from rhythmicnet.errors import InputError
+
+            self._proc.join(1.0)
+            raise InputError("the pose estimator (mediapipe) could not start")
+
+    def estimate(self, bgr: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        from rhythmicnet.errors import InputError
+
+        try:
+            self._conn.send((bgr, t))
+            kp, conf, ms = self._conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            raise InputError("the pose estimator process stopped") from None
+        self.times_ms.append(ms)
+        return kp, conf
+
+    def close(self) -> None:
+        try:
+            self._conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self._proc.join(3.0)
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._conn.close()
 
 
 class VideoSource:
@@ -126,7 +201,7 @@ class VideoSource:
             item, self._latest = self._latest, None
             return item
 
-    async def stream(self, pose: PoseStream, pose_latency_s: float = 0.0) -> AsyncIterator[InputFrame]:
+    async def stream(self, pose: PoseStream | PoseProcess, pose_latency_s: float = 0.0) -> AsyncIterator[InputFrame]:
         loop = asyncio.get_running_loop()
         thread = threading.Thread(target=self._reader, args=(loop,), daemon=True)
         thread.start()

@@ -11,10 +11,10 @@ from rhythmicnet.models.live_rhythm import LiveRhythm
 from rhythmicnet.models.rhythm2drum import Rhythm2Drum
 from rhythmicnet.models.rhythm2drum import SamplingConfig as DrumSampling
 from rhythmicnet.offline.synthetic_dancer import generate_clip
+from rhythmicnet.realtime.bar_planner import InlinePlanner
 from rhythmicnet.realtime.engine import LiveEngine
 from rhythmicnet.realtime.midi_clock import PPQN, MidiClock
 from rhythmicnet.realtime.midi_out import CaptureSink
-from rhythmicnet.realtime.music_process import InlineMusic
 from rhythmicnet.realtime.scheduler import Scheduler, SimulatedClock
 from rhythmicnet.realtime.simulated_run import play_simulated
 
@@ -29,9 +29,8 @@ def play(seed: int = 0, clip_seed: int = 8):
     dance = type(full)(seq, full.beats[full.beats < seq.times[-1]], full.downbeats, full.tempo_bpm, full.metadata)
     clock, sink = SimulatedClock(50.0), CaptureSink()
     sched = Scheduler(sink, clock)
-    engine = LiveEngine(LiveRhythm(load_beat_model("full_causal")),
-                        Rhythm2Drum.load().performer(DrumSampling(seed=seed)), sched,
-                        InlineMusic(Drum2Music.load(instrument="piano")), clock=MidiClock())
+    planner = InlinePlanner(Rhythm2Drum.load().performer(DrumSampling(seed=seed)), Drum2Music.load(instrument="piano"))
+    engine = LiveEngine(LiveRhythm(load_beat_model("full_causal")), planner, sched, clock=MidiClock())
     play_simulated(engine, clock, dance.sequence, pose_latency_s=0.04)
     return dance, engine, sink, sched
 

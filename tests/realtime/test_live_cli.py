@@ -77,7 +77,7 @@ def test_live_video_loop_into_a_virtual_port(jack_server: None, tmp_path: Path) 
     assert s["notes_sent"] == len(notes)
     for stage in ("rhythm", "engine", "plan", "schedule"):
         assert s["stages"][stage]["p99_ms"] >= s["stages"][stage]["median_ms"] >= 0
-    assert s["pose_ms"]["count"] == s["frames"] and len(s["beat_grid"]) > 8
+    assert 0 <= s["pose_ms"]["count"] - s["input_frames"] <= 1 and len(s["beat_grid"]) > 8  # pose on every frame
     # MIDI clock: Start with bar 0, pulses, Stop before the final all-notes-off
     types = [m.type for m in got]
     assert types.count("start") == 1 and types.count("stop") == 1 and types.count("clock") > 24 * 8
