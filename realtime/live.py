@@ -21,6 +21,9 @@ from rhythmicnet.realtime.inputs import InputFrame, event_loop_policy
 
 __all__ = ["LiveOptions", "run_live"]
 
+#: The longest the loop sleeps between two scheduler polls.
+POLL_MAX_S = 0.005
+
 
 @dataclass(frozen=True)
 class LiveOptions:
@@ -132,9 +135,13 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
     stop = asyncio.Event()
 
     async def poller() -> None:
+        # wake at the next event (at least every 5 ms, for the MIDI clock's planning), not every ms:
+        # events go out on time and an idle loop costs little CPU
         while not stop.is_set():
             engine.poll()
-            await asyncio.sleep(0.001)
+            nxt = scheduler.next_time()
+            delay = POLL_MAX_S if nxt is None else min(POLL_MAX_S, max(0.0, nxt - loop.time()))
+            await asyncio.sleep(delay)
 
     poll_task = asyncio.create_task(poller())
     counters = _InputCounters()

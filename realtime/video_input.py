@@ -14,6 +14,7 @@ would wait behind it. :class:`PoseStream` is the same estimator in-process.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -68,16 +69,25 @@ class PoseStream:
             self.landmarker.close()
 
 
+def _lower_priority(nice: int = 5) -> None:
+    """Lower this thread's (Linux) or process's scheduling priority; a no-op where that is not possible."""
+    import os
+
+    try:
+        if sys.platform.startswith("linux"):  # per thread on Linux
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        elif hasattr(os, "nice"):
+            os.nice(nice)
+    except (OSError, AttributeError):
+        pass
+
+
 def _pose_worker(conn: Any, max_people: int) -> None:
     """The pose process: (image, time) in, (keypoints, confidence, pose ms) out, until None arrives.
 
-    On Linux with 2+ cores it is kept to the last core: mediapipe's inference threads would otherwise
-    spread over every core for their ~20-30 ms a frame and starve the frame loop."""
-    import os
-
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cpus) >= 2:
-        os.sched_setaffinity(0, {cpus[-1]})
+    It runs at a lower priority (nice +5): the frame loop's few milliseconds a frame must not wait behind
+    mediapipe's ~20-30 ms, and pose loses almost nothing by yielding to them."""
+    _lower_priority()
     pose = PoseStream(max_people)
     conn.send("ready")
     try:
