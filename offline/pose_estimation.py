@@ -35,7 +35,6 @@ from rhythmicnet.errors import InputError, NoPersonError, WeightsError
 from rhythmicnet.fileio import ensure_output_dir
 from rhythmicnet.models.keypoints import KeypointSequence
 from rhythmicnet.models.performer_tracking import (
-    MEDIAPIPE_COCO17_INDEX,
     PerformerTracker,
     performer_keypoints,
     pose_candidates,
@@ -48,11 +47,6 @@ DEFAULT_MAX_PEOPLE = 2
 EXTRACTOR_VERSION = 2  # 2: two poses per frame by default (was 4)
 #: Bytes of the video hashed for the cache key (plus the file size).
 CACHE_HEAD_BYTES = 1 << 20
-
-# The per-frame tracking pieces live in models/performer_tracking.py; realtime/video_input.py still imports
-# these two private names from here.
-_MAP = MEDIAPIPE_COCO17_INDEX
-_candidates = pose_candidates
 
 
 # --------------------------------------------------------------------------------------------------

@@ -184,5 +184,6 @@ def format_latency(stats: dict[str, Any]) -> str:
     lead = c2s - pose - decide if math.isfinite(c2s) else float("nan")
     lines.append(f"camera -> sound budget (median): capture <= {1000 / fps:.0f} ms (one frame), pose {pose:.1f} ms, "
                  f"decision {decide:.1f} ms, scheduling lead (wait for the next 16th) {lead:.0f} ms, MIDI send "
-                 f"< 1 ms (1 ms polls), then the DAW's own output latency (--latency-offset)")
+                 f"< 1 ms (each event sent at its time by the loop), then the DAW's own output latency "
+                 f"(--latency-offset)")
     return "\n".join(lines)

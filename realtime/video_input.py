@@ -174,8 +174,15 @@ class VideoSource:
         self._latest: tuple[float, np.ndarray] | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._path = str(video) if video is not None else None
 
     def _reader(self, clock: asyncio.AbstractEventLoop) -> None:
+        if self._path is not None:
+            # a video file is decoded at a lower priority, by decoder threads created here (they inherit
+            # it): decoding a large video costs more than the frame loop, which must not wait behind it
+            _lower_priority()
+            self.cap.release()
+            self.cap = cv2.VideoCapture(self._path)
         period = 1.0 / self.fps
         next_t = time.monotonic()
         while not self._stop.is_set():
