@@ -9,9 +9,16 @@ Schema (design notes, "Keypoint file"):
 
 Other keys are ignored on reading (the pose cache stores its provenance beside the arrays).
 Loading is strict about structure (keys, shapes, finite times and confidences, T >= 1) and raises
-:class:`~rhythmicnet.errors.InputError` with one line naming the file; the one repair it makes is
-that a non-finite keypoint becomes an unseen joint (coordinates 0, confidence 0), as a missing
-person is a confidence of 0 everywhere else in the project. Writing is atomic.
+:class:`~rhythmicnet.errors.InputError` with one line naming the file. Limits, checked on loading so
+that an implausible file fails at once instead of deep inside the pipeline:
+
+* the clip spans at most ``MAX_DURATION_S`` (4 hours) from its first to its last frame;
+* its frame rate (the median of the frame intervals) lies in ``MIN_FPS``..``MAX_FPS`` (1-240 fps).
+
+The repairs it makes: a non-finite keypoint, or one further than ``MAX_OFFSCREEN`` image sizes
+outside the image (``image_size``; without it, beyond ``MAX_COORD_PX`` pixels from the origin),
+becomes an unseen joint (coordinates 0, confidence 0), as a missing person is a confidence of 0
+everywhere else in the project. Writing is atomic.
 """
 
 from __future__ import annotations
@@ -34,6 +41,14 @@ from rhythmicnet.models.skeleton import NUM_JOINTS
 KEYPOINT_SUFFIXES: tuple[str, ...] = (".npz", ".json")
 REQUIRED_KEYS: tuple[str, ...] = ("keypoints", "confidence", "times")
 _CONF_TOL = 1e-4
+#: Longest clip a keypoint file may span (first to last frame), seconds: 4 hours.
+MAX_DURATION_S = 4 * 3600.0
+#: Frame rates (median of the frame intervals) a keypoint file may have, frames per second.
+MIN_FPS, MAX_FPS = 1.0, 240.0
+#: A joint more than this many image widths/heights outside the image is unseen (a bad coordinate).
+MAX_OFFSCREEN = 10.0
+#: Without an image_size: a joint further than this from the origin, in pixels, is unseen.
+MAX_COORD_PX = 100_000.0
 
 
 def is_keypoint_file(path: str | os.PathLike[str]) -> bool:
@@ -139,7 +154,8 @@ def load_keypoints(path: str | os.PathLike[str]) -> KeypointSequence:
     Raises:
         InputError: missing file, unknown suffix, unreadable/corrupt file, missing keys,
             wrong shapes, no frames, non-finite times or confidences, confidences outside [0, 1],
-            times not strictly increasing, bad image_size. The message is one line naming the file.
+            times not strictly increasing, longer than ``MAX_DURATION_S`` or at a frame rate outside
+            ``MIN_FPS``..``MAX_FPS``, bad image_size. The message is one line naming the file.
     """
     p = Path(path)
     if not p.exists():
@@ -174,19 +190,20 @@ def load_keypoints(path: str | os.PathLike[str]) -> KeypointSequence:
         raise InputError(f"{p}: 'times' contains non-finite values")
     if t_len > 1 and np.any(np.diff(times) <= 0):
         raise InputError(f"{p}: 'times' must be strictly increasing (seconds)")
+    span = float(times[-1] - times[0])
+    if span > MAX_DURATION_S:
+        raise InputError(f"{p}: 'times' span {span / 3600:.1f} hours, more than the {MAX_DURATION_S / 3600:g} "
+                         "hours a keypoint file may last (are the times in seconds?)")
+    if t_len > 1:
+        fps = float(1.0 / np.median(np.diff(times)))
+        if not MIN_FPS <= fps <= MAX_FPS:
+            raise InputError(f"{p}: frame rate {fps:.3g} fps is outside {MIN_FPS:g}-{MAX_FPS:g} fps "
+                             "(are the times in seconds?)")
     if not np.all(np.isfinite(conf)):
         raise InputError(f"{p}: 'confidence' contains non-finite values")
     if conf.min() < -_CONF_TOL or conf.max() > 1 + _CONF_TOL:
         raise InputError(f"{p}: 'confidence' outside [0, 1] (range {conf.min():.3g}..{conf.max():.3g})")
     conf = np.clip(conf, 0.0, 1.0)
-
-    # A non-finite coordinate is an unseen joint.
-    bad = ~np.all(np.isfinite(kp), axis=-1)
-    if bad.any():
-        kp = kp.copy()
-        conf = conf.copy()
-        kp[bad] = 0.0
-        conf[bad] = 0.0
 
     image_size: tuple[int, int] | None = None
     if raw.get("image_size") is not None:
@@ -194,6 +211,20 @@ def load_keypoints(path: str | os.PathLike[str]) -> KeypointSequence:
         if size.shape != (2,) or not np.all(np.isfinite(size)) or np.any(size <= 0) or np.any(size % 1 != 0):
             raise InputError(f"{p}: 'image_size' must be two positive integers (width, height)")
         image_size = (int(size[0]), int(size[1]))
+
+    # A non-finite coordinate, or one far outside the image, is an unseen joint.
+    with np.errstate(invalid="ignore"):
+        if image_size is not None:
+            dims = np.asarray(image_size, dtype=np.float64)
+            far = np.any((kp < -MAX_OFFSCREEN * dims) | (kp > (1.0 + MAX_OFFSCREEN) * dims), axis=-1)
+        else:
+            far = np.any(np.abs(kp) > MAX_COORD_PX, axis=-1)
+    bad = ~np.all(np.isfinite(kp), axis=-1) | far
+    if bad.any():
+        kp = kp.copy()
+        conf = conf.copy()
+        kp[bad] = 0.0
+        conf[bad] = 0.0
 
     return KeypointSequence(
         keypoints=np.ascontiguousarray(kp, dtype=np.float32),

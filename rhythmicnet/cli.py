@@ -43,7 +43,8 @@ def _add_rhythm_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", type=Path, metavar="INPUT",
                    help="a video file (mp4, mov, avi, webm, ...) or a keypoint file (.npz or .json with "
-                        "keypoints (T,17,2) px, confidence (T,17), times (T,) s)")
+                        "keypoints (T,17,2) px, confidence (T,17), times (T,) s; at most 4 hours long, at 1-240 "
+                        "fps)")
     p.add_argument("-o", "--output", type=Path, default=Path("out"), metavar="OUTDIR",
                    help="folder for rhythm.json, rhythm.png and the keypoint cache (default: ./out)")
     p.add_argument("--beat-model", choices=["net", "onset"], default=None,

@@ -25,7 +25,8 @@ def add_render_command(sub: argparse._SubParsersAction) -> None:
                     "+ AAC), rhythm.png and report.json (tempo, beats, settings, stage times, weights).")
     p.add_argument("input", type=Path, metavar="INPUT",
                    help="a video (mp4, mov, webm, ...) or a keypoint file (.npz/.json: keypoints (T,17,2) px, "
-                        "confidence (T,17), times (T,) s); for keypoints the video is a rendered skeleton")
+                        "confidence (T,17), times (T,) s; at most 4 hours long, at 1-240 fps); for keypoints the "
+                        "video is a rendered skeleton")
     p.add_argument("-o", "--output", type=Path, default=Path("out"), metavar="OUTDIR",
                    help="folder for every output and the keypoint cache (default: ./out)")
     p.add_argument("--instrument", choices=["piano", "guitar", "none"], default="piano",

@@ -181,3 +181,51 @@ def test_bad_files_raise_one_line_input_error(tmp_path: Path) -> None:
 def test_missing_file_message(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="file not found"):
         load_keypoints(tmp_path / "nope.json")
+
+
+# --- limits (issue 17): implausible files fail on loading, not deep in the pipeline ---------------------
+
+
+@pytest.mark.parametrize("scale", [1e6, 1e-3])
+def test_times_in_the_wrong_unit_are_rejected(tmp_path: Path, scale: float) -> None:
+    seq = make_seq(t=230)  # 7.6 s at 30 fps: x1e6 spans 88 days, x1e-3 runs at 30 000 fps
+    path = save_keypoints(tmp_path / "kp.npz", KeypointSequence(seq.keypoints, seq.confidence, seq.times * scale,
+                                                                 seq.image_size))
+    with pytest.raises(InputError) as err:
+        load_keypoints(path)
+    assert_one_line_naming(err, path)
+    assert ("hours" in str(err.value)) if scale > 1 else ("240 fps" in str(err.value))
+
+
+def test_a_slow_but_short_file_is_rejected_by_its_frame_rate(tmp_path: Path) -> None:
+    seq = make_seq(t=5)
+    path = save_keypoints(tmp_path / "kp.json", KeypointSequence(seq.keypoints, seq.confidence, seq.times * 100,
+                                                                  seq.image_size))  # 0.3 fps, 13 s
+    with pytest.raises(InputError, match="1-240 fps"):
+        load_keypoints(path)
+
+
+def test_four_hours_at_one_fps_is_accepted(tmp_path: Path) -> None:
+    from rhythmicnet.offline.keypoint_io import MAX_DURATION_S
+
+    n = int(MAX_DURATION_S) + 1
+    kp = np.full((n, 17, 2), 100.0, dtype=np.float32)
+    seq = KeypointSequence(kp, np.ones((n, 17), np.float32), np.arange(n, dtype=np.float64), (640, 480))
+    assert load_keypoints(save_keypoints(tmp_path / "kp.npz", seq)).num_frames == n
+
+
+@pytest.mark.parametrize("image_size", [(640, 480), None])
+def test_absurd_coordinates_become_unseen_joints(tmp_path: Path, image_size: tuple[int, int] | None) -> None:
+    seq = make_seq(image_size=image_size)
+    kp = seq.keypoints.copy()
+    kp[3, 5] = (1e30, 10.0)
+    kp[4, 6] = (-1e30, -1e30)
+    kp[5, 7] = (200.0, 3e6)
+    path = save_keypoints(tmp_path / "kp.npz", KeypointSequence(kp, seq.confidence, seq.times, image_size))
+    back = load_keypoints(path)
+    for f, j in ((3, 5), (4, 6), (5, 7)):
+        assert back.confidence[f, j] == 0 and np.all(back.keypoints[f, j] == 0)
+    keep = np.ones((12, 17), bool)
+    keep[[3, 4, 5], [5, 6, 7]] = False
+    np.testing.assert_array_equal(back.confidence[keep], seq.confidence[keep])  # the plausible joints stay
+    np.testing.assert_array_equal(back.keypoints[keep], seq.keypoints[keep])
