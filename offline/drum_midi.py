@@ -19,14 +19,20 @@ from rhythmicnet.models.drum_grid import DRUM_CHANNEL, DrumGrid, grid_from_midi,
 
 def read_midi_file(path: str | os.PathLike[str], *, num_steps: int | None = None,
                    channel: int | None = DRUM_CHANNEL) -> DrumGrid:
-    """Read a drum MIDI file into a grid; a missing or corrupt file raises InputError naming it."""
+    """Read a drum MIDI file into a grid; a missing, corrupt or format-2 file raises InputError naming it."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: MIDI file not found")
     try:
         mid = mido.MidiFile(p)
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
-        raise InputError(f"{p}: not a readable MIDI file ({e})") from e
+    except EOFError as e:
+        raise InputError(f"{p}: not a readable MIDI file (it ends early: truncated?)") from e
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        raise InputError(f"{p}: not a readable MIDI file ({e or type(e).__name__})") from e
+    if mid.type == 2:
+        # format 2: each track is an independent pattern, not a part played at the same time
+        raise InputError(f"{p}: a format-2 MIDI file (independent patterns, not simultaneous tracks); save it as "
+                         "format 0 or 1")
     try:
         return grid_from_midi(mid, num_steps=num_steps, channel=channel)
     except ValueError as e:

@@ -17,6 +17,7 @@ from pathlib import Path
 from rhythmicnet import __version__, cli_backend, cli_bench, cli_live, cli_music, cli_render
 from rhythmicnet.cli_backend import add_backend_args, backend_from_args
 from rhythmicnet.errors import InputError, RhythmicNetError
+from rhythmicnet.fileio import ensure_output_file
 
 log = logging.getLogger("rhythmicnet")
 
@@ -263,6 +264,8 @@ def _run_eval_beat(args: argparse.Namespace) -> int:
     from rhythmicnet.offline.eval_beat import LEARNED_ROWS, STREAMING_ROWS, evaluate_rows, format_table, write_json
 
     rows = args.rows or ["onset", *LEARNED_ROWS, *STREAMING_ROWS]
+    if args.json:
+        ensure_output_file(args.json)
     clips, data = None, None
     if args.data == "aist":
         if args.aist_dir is None:
@@ -286,6 +289,8 @@ def _run_eval_drums(args: argparse.Namespace) -> int:
     from rhythmicnet.models.weights import WEIGHTS_DIR
     from rhythmicnet.offline.eval_drums import DrumEvalConfig, evaluate_drums, format_table, write_json
 
+    if args.json:
+        ensure_output_file(args.json)
     cfg = DrumEvalConfig(n_generated=args.samples, temperature=args.temperature, top_k=args.top_k,
                          limit_files=args.limit_files,
                          **({"drop_rate": tuple(args.drop_rate)} if args.drop_rate else {}))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from rhythmicnet.cli_backend import add_backend_args, backend_from_args
 from rhythmicnet.errors import InputError, WeightsError
+from rhythmicnet.fileio import ensure_output_file
 
 if TYPE_CHECKING:
     from rhythmicnet.models.music_transformer import SamplingConfig
@@ -69,12 +70,13 @@ def _run_music(args: argparse.Namespace) -> int:
     if args.program is not None and not 0 <= args.program <= 127:
         raise InputError(f"--program must lie in 0..127, got {args.program}")
     sampling = _sampling(args, args.seed)
-    weights = _weights_dir(args)
-    if music_model_name(weights, args.instrument) is None:
-        raise WeightsError(f"{weights}: no Drum2Music weights (drum2music.json + drum2music.pt)")
     grid = read_midi_file(args.drums).padded_to_bars()
     if not grid.hits.any():
         raise InputError(f"{args.drums}: no General MIDI drum notes on channel 10")
+    ensure_output_file(args.output)  # before minutes of generation
+    weights = _weights_dir(args)
+    if music_model_name(weights, args.instrument) is None:
+        raise WeightsError(f"{weights}: no Drum2Music weights (drum2music.json + drum2music.pt)")
     d2m = Drum2Music.load(weights, args.instrument, program=args.program,
                           sampling=sampling, graphs=backend_from_args(args))
     bars = drum_bars_from_grid(grid)
@@ -194,6 +196,8 @@ def _run_eval_music(args: argparse.Namespace) -> int:
     from rhythmicnet.offline.eval_music import ABLATION_DIR, EVAL_SEED, evaluate_music, format_table, write_json
 
     instruments = ["piano", "guitar"] if args.instrument == "both" else [args.instrument]
+    if args.json:
+        ensure_output_file(args.json)
     ablation = None if args.no_ablation else args.ablation or (ABLATION_DIR if has_music_model(ABLATION_DIR) else None)
     if ablation is not None and not has_music_model(ablation):
         raise InputError(f"{ablation}: no drum2music.json/.pt there")

@@ -30,6 +30,16 @@ def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def ensure_output_file(path: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that ``path`` can be written as a file: not a folder, its folder exists
+    (created if needed, as :func:`ensure_output_dir`) and is writable. Raises OutputError naming it."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{p}: is a folder; give the name of the file to write")
+    ensure_output_dir(p.parent)
+    return p
+
+
 def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -59,7 +69,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         # mkstemp makes the file private (0600); give the result the permissions a plain open() would.
         with contextlib.suppress(OSError):
             os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as e:  # e.g. the target is a folder
+            raise OutputError(f"{target}: cannot write ({e.strerror or e})") from e
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
