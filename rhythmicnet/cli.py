@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rhythmicnet import __version__, cli_backend, cli_bench, cli_live, cli_music, cli_render
 from rhythmicnet.cli_backend import add_backend_args, backend_from_args
-from rhythmicnet.errors import InputError, RhythmicNetError
+from rhythmicnet.errors import InputError, RhythmicNetError, WeightsError
 from rhythmicnet.fileio import ensure_output_file
 
 log = logging.getLogger("rhythmicnet")
@@ -50,8 +50,8 @@ def _add_rhythm_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder for rhythm.json, rhythm.png and the keypoint cache (default: ./out)")
     p.add_argument("--beat-model", choices=["net", "onset"], default=None,
                    help="beat activation: 'net' = the trained beat network (ST-GCN + transformer), 'onset' = "
-                        "the motion onset envelope baseline (default: net when its weights are installed, "
-                        "else onset)")
+                        "the motion onset envelope baseline (default: net; an error when its weights are "
+                        "missing)")
     p.add_argument("--tempo-range", type=_tempo_range, default=(60.0, 180.0), metavar="MIN-MAX",
                    help="tempo range of the beat tracker in BPM (default: 60-180)")
     p.add_argument("--no-cache", action="store_true",
@@ -61,10 +61,17 @@ def _add_rhythm_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_rhythm)
 
 
-def _default_beat_model() -> str:
+def _default_beat_model(weights_dir: Path | None = None) -> str:
+    """``--beat-model``'s default for ``rhythm`` and ``render``: the beat network. Its weights missing is
+    an error (WeightsError), not a silent fall-back to the onset baseline: ``--beat-model onset`` asks for that."""
+    from rhythmicnet.models.weights import WEIGHTS_DIR
     from rhythmicnet.offline.video2rhythm import default_beat_model
 
-    return default_beat_model()
+    d = weights_dir or WEIGHTS_DIR
+    if default_beat_model(d) != "net":
+        raise WeightsError(f"{d}: the beat network's weights (beat_full.json + beat_full.pt) are missing; "
+                           "reinstall them, or pass --beat-model onset for the motion-onset baseline")
+    return "net"
 
 
 def _run_rhythm(args: argparse.Namespace) -> int:
@@ -75,12 +82,12 @@ def _run_rhythm(args: argparse.Namespace) -> int:
 
     if not args.input.exists():
         raise InputError(f"{args.input}: file not found")
+    beat_model = args.beat_model or _default_beat_model()
     outdir = ensure_output_dir(args.output)
     t0 = time.perf_counter()
     seq, _ = load_input_keypoints(args.input, outdir, use_cache=not args.no_cache, progress=not args.quiet)
     t_pose = time.perf_counter() - t0
     lo, hi = args.tempo_range
-    beat_model = args.beat_model or _default_beat_model()
     analysis = analyse(seq, Video2RhythmConfig(beat_model=beat_model, min_bpm=lo, max_bpm=hi),
                        source=str(args.input), graphs=backend_from_args(args))
     record = rhythm_record(analysis, str(args.input), seq.fps)

@@ -14,6 +14,12 @@ def _tempo_range(text: str) -> tuple[float, float]:
     return parse(text)
 
 
+def _default_beat_model(weights: Path | None) -> str:
+    from rhythmicnet.cli import _default_beat_model as default
+
+    return default(weights)
+
+
 def add_render_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "render", help="score a recorded video: drums + piano/guitar as MIDI, WAV and the video with its soundtrack",
@@ -50,7 +56,8 @@ def add_render_command(sub: argparse._SubParsersAction) -> None:
                    help="the paper's listening controls: 'random' = each 16th on with probability 0.5, 'shuffle' = "
                         "the real rhythm shuffled in time (default: real)")
     p.add_argument("--beat-model", choices=["net", "onset"], default=None,
-                   help="beat activation: the trained network or the motion-onset baseline (default: net)")
+                   help="beat activation: the trained network or the motion-onset baseline (default: net; an error "
+                        "when its weights are missing)")
     p.add_argument("--soundfont", type=Path, default=None, metavar="SF2",
                    help="General MIDI SoundFont for the WAVs (default: $RHYTHMICNET_SOUNDFONT or Debian's "
                         "FluidR3_GM.sf2 from fluid-soundfont-gm)")
@@ -75,9 +82,12 @@ def _run_render(args: argparse.Namespace) -> int:
 
     if args.soundfont is not None and not args.soundfont.is_file():
         raise InputError(f"{args.soundfont}: SoundFont not found")
+    if not args.input.exists():
+        raise InputError(f"{args.input}: file not found")
+    beat_model = args.beat_model or _default_beat_model(args.weights)
     cfg = RenderConfig(instrument=args.instrument, program=args.program, seed=args.seed,
                        temperature=args.temperature, top_k=args.top_k, tempo_range=args.tempo_range,
-                       tempo=args.tempo, rhythm=args.rhythm, beat_model=args.beat_model,
+                       tempo=args.tempo, rhythm=args.rhythm, beat_model=beat_model,
                        soundfont=str(args.soundfont) if args.soundfont else None, video_codec=args.video_codec,
                        keep_audio=args.keep_audio, use_cache=not args.no_cache,
                        weights_dir=str(args.weights or WEIGHTS_DIR), backend=args.backend, device=args.device)

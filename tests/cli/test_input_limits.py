@@ -120,3 +120,19 @@ def test_eval_checks_its_json_path_before_evaluating(tmp_path: Path, capsys, mon
     (tmp_path / "table").mkdir()
     assert main([*argv, "--json", str(tmp_path / "table"), "-q"]) == 2
     assert "table: is a folder" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("command", ["rhythm", "render"])
+def test_missing_beat_weights_are_an_error_unless_onset_is_asked_for(tmp_path: Path, capsys, monkeypatch,
+                                                                      command: str) -> None:
+    from rhythmicnet.models import weights as weights_mod
+
+    path = save_keypoints(tmp_path / "mover.npz", _mover())
+    empty = tmp_path / "no_weights"
+    empty.mkdir()
+    monkeypatch.setattr(weights_mod, "WEIGHTS_DIR", empty)  # the installed weights, for rhythm
+    extra = ["--weights", str(empty)] if command == "render" else []
+    assert main([command, str(path), "-o", str(tmp_path / "out"), *extra]) == 2
+    err = _one_line_error(capsys)
+    assert "beat_full" in err and "--beat-model onset" in err
+    assert not (tmp_path / "out").exists()  # refused before any work

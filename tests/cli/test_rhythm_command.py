@@ -49,14 +49,19 @@ def _cli_beat_model(argv: list[str]) -> str:
 
 
 @pytest.mark.parametrize("weights_installed", [True, False])
-def test_config_default_beat_model_is_the_cli_default(monkeypatch, tmp_path, weights_installed):
+def test_cli_default_beat_model_is_the_net_or_an_error(monkeypatch, tmp_path, weights_installed):
+    from rhythmicnet.errors import WeightsError
     from rhythmicnet.offline import video2rhythm
 
     monkeypatch.setattr(video2rhythm, "has_beat_model", lambda name, weights_dir=None: weights_installed)
     expected = "net" if weights_installed else "onset"
-    assert _cli_beat_model(["rhythm", "in.npz"]) == expected
-    assert Video2RhythmConfig().beat_model == expected
+    assert Video2RhythmConfig().beat_model == expected  # the library falls back; the command line does not
     assert Video2RhythmConfig(weights_dir=tmp_path).beat_model == expected
+    if weights_installed:
+        assert _cli_beat_model(["rhythm", "in.npz"]) == "net"
+    else:  # --help says the default is the network: missing weights are an error, not a silent baseline
+        with pytest.raises(WeightsError, match="--beat-model onset"):
+            _cli_beat_model(["rhythm", "in.npz"])
     for explicit in ("net", "onset"):  # an explicit choice is kept either way
         assert _cli_beat_model(["rhythm", "in.npz", "--beat-model", explicit]) == explicit
         assert Video2RhythmConfig(beat_model=explicit).beat_model == explicit
