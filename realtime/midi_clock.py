@@ -3,7 +3,7 @@
 The beat tracker's tempo moves a little on every frame; a DAW slaved to MIDI clock re-estimates its tempo
 from the pulse intervals, so raw estimates would make its tempo jitter. :class:`MidiClock` smooths the
 tempo it plays (exponential, time constant ``tau_s``, and at most ``max_rate`` BPM per second) and plans
-pulses a short ``horizon_s`` ahead into the :class:`~.scheduler.Scheduler`, so every pulse is decided
+pulses ``horizon_s`` (250 ms: a loop stalled for less sends no pulse late) ahead into the :class:`~.scheduler.Scheduler`, so every pulse is decided
 before it is due. ``start`` sends Start (0xFA) on the first pulse; ``stop`` sends Stop (0xFC).
 
 A DAW counts bars from the pulses since Start, so the clock must also stay *in phase* with the beat grid
@@ -37,7 +37,7 @@ class ClockState:
 
 
 class MidiClock:
-    def __init__(self, *, tau_s: float = 2.0, max_rate: float = 4.0, horizon_s: float = 0.1,
+    def __init__(self, *, tau_s: float = 2.0, max_rate: float = 4.0, horizon_s: float = 0.25,
                  phase_tau_beats: float = 4.0, max_phase_rate: float = 0.05) -> None:
         self.tau_s, self.max_rate, self.horizon_s = tau_s, max_rate, horizon_s
         self.phase_tau_beats, self.max_phase_rate = phase_tau_beats, max_phase_rate

@@ -27,7 +27,7 @@ def _play(targets, seconds: float, frame: float = 1 / 30):
     state, msgs = midi.stop(state, clock.now() + 0.01)
     for at, m in msgs:
         sched.schedule(at, m)
-    for _ in range(200):
+    for _ in range(int((midi.horizon_s + 0.15) / 0.001)):  # the pulses already planned, then Stop
         clock.advance(0.001)
         sched.poll()
     return sink, sched, state, np.array(planned)

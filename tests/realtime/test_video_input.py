@@ -18,7 +18,7 @@ CLIP = ROOT / "offline" / "examples" / "jumping_jacks.mp4"
 def test_pose_process_finds_the_dancer_on_real_frames_and_stops():
     cap = cv2.VideoCapture(str(CLIP))
     frames = []
-    while len(frames) < 8:
+    while len(frames) < 12:
         ok, f = cap.read()
         assert ok
         frames.append(cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA))
@@ -31,7 +31,9 @@ def test_pose_process_finds_the_dancer_on_real_frames_and_stops():
     assert not pose._proc.is_alive()
     assert len(pose.times_ms) == len(frames) and all(ms > 0 for ms in pose.times_ms)
     found = [conf.mean() > 0.5 for _, conf in out]
-    assert sum(found) >= 6  # one performer, in full view
+    # one performer in full view: found from the 4th frame on (mediapipe's VIDEO mode finds nobody in the
+    # first three frames of this clip, measured, then the same person every frame)
+    assert sum(found) >= 8 and all(found[-6:])
     kp, _ = out[-1]
     assert kp.shape == (17, 2) and kp.dtype == np.float32
     assert 0 < kp[:, 0].min() and kp[:, 0].max() < 640 and 0 < kp[:, 1].min() and kp[:, 1].max() < 360
