@@ -3,8 +3,9 @@
 The beat tracker's tempo moves a little on every frame; a DAW slaved to MIDI clock re-estimates its tempo
 from the pulse intervals, so raw estimates would make its tempo jitter. :class:`MidiClock` smooths the
 tempo it plays (exponential, time constant ``tau_s``, and at most ``max_rate`` BPM per second) and plans
-pulses ``horizon_s`` (250 ms: a loop stalled for less sends no pulse late) ahead into the :class:`~.scheduler.Scheduler`, so every pulse is decided
-before it is due. ``start`` sends Start (0xFA) on the first pulse; ``stop`` sends Stop (0xFC).
+pulses ``horizon_s`` ahead (250 ms: a loop stalled for less sends no pulse late) into the
+:class:`~.scheduler.Scheduler`, so every pulse is decided before it is due. ``start`` sends Start (0xFA) on
+the first pulse; ``stop`` sends Stop (0xFC).
 
 A DAW counts bars from the pulses since Start, so the clock must also stay *in phase* with the beat grid
 the notes are played on: given the grid's position (in beats) at the next pulse, :meth:`MidiClock.plan`
