@@ -86,6 +86,14 @@ async def _frames(opts: LiveOptions, counters: _InputCounters) -> AsyncIterator[
     finally:
         pose.close()
         counters.dropped = source.dropped
+    # the input ended by itself: say why in one line (the caller's finally has sent all notes off)
+    from rhythmicnet.errors import DeviceError, InputError
+
+    if source.frames == 0:
+        raise InputError(f"{opts.video}: no frame could be decoded" if opts.video is not None
+                         else f"camera {opts.camera}: no frame was delivered")
+    if opts.camera is not None and source.lost:
+        raise DeviceError(f"camera {opts.camera}: {source.lost} after {source.frames} frames; stopped")
 
 
 def _summary(values: list[float]) -> dict[str, float]:

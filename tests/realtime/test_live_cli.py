@@ -109,3 +109,17 @@ def test_ctrl_c_mid_run_leaves_no_hanging_note(jack_server: None, tmp_path: Path
     inp.close()  # type: ignore[attr-defined]
     assert proc.wait(20) == 130
     _no_hanging(got)
+
+
+def test_a_video_with_no_decodable_frame_stops_with_one_line(jack_server: None, tmp_path: Path) -> None:
+    """The container opens but no frame decodes (the first 2 % of the bundled clip): one line, status 2."""
+    clip = ROOT / "offline" / "examples" / "jumping_jacks.mp4"
+    bad = tmp_path / "cut.mp4"
+    data = clip.read_bytes()
+    bad.write_bytes(data[: len(data) // 50])
+    run = subprocess.run([sys.executable, "-m", "rhythmicnet", "live", "--video", str(bad), "--midi-api", "jack",
+                          "-q"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in run.stderr.splitlines() if ln.startswith("rhythmicnet:")]
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert len(lines) == 1 and ("no frame could be decoded" in lines[0] or "cannot be decoded" in lines[0])
+    assert "Traceback" not in run.stderr
