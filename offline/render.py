@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +53,7 @@ from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline.pose_estimation import load_input_keypoints
 from rhythmicnet.offline.soundtrack_midi import TempoMap, part_track, soundtrack_file, write_midi
 from rhythmicnet.offline.video2rhythm import RhythmAnalysis, Video2RhythmConfig, analyse
+from rhythmicnet.offline.video_mux import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +139,8 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     from rhythmicnet.offline.rhythm_report import plot_rhythm, rhythm_record
 
     path = Path(input_path)
+    if not path.exists():  # before the output folder is created
+        raise InputError(f"{path}: file not found")
     out = ensure_output_dir(outdir)
     configure_threads()
     graphs = graph_factory(config.backend, config.device)
@@ -147,6 +152,8 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     seq, is_video = load_input_keypoints(path, out, use_cache=config.use_cache, progress=progress)
     stages["keypoints"] = time.perf_counter() - t0
     video_info = video_mux.probe(path) if is_video else None
+    if video_info is not None:
+        _check_decoded_length(path, seq, video_info)
 
     t0 = time.perf_counter()
     analysis = _analyse(seq, config, str(path), graphs)
@@ -225,7 +232,10 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
         video_mux.mux(path, outputs["soundtrack_wav"], scored, video_codec=config.video_codec,
                       keep_audio=config.keep_audio)
     else:
-        skeleton = out / f"{path.stem}_skeleton.tmp.mp4"
+        # a unique temp name (as fileio's atomic writes): two runs in one folder never share it
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}_skeleton.", suffix=".part.mp4", dir=out)
+        os.close(fd)
+        skeleton = Path(tmp_name)
         try:
             video_mux.skeleton_video(analysis.sequence.keypoints, analysis.sequence.confidence,
                                      analysis.sequence.times, analysis.beats, skeleton,
@@ -247,6 +257,21 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     record["outputs"]["report"] = "report.json"
     outputs["report"] = write_text_atomic(out / "report.json", json.dumps(record, indent=1) + "\n")
     return RenderResult(record, outputs)
+
+
+#: A video whose frames decode to less than its container's duration minus this share of it (and at
+#: least 0.5 s) is refused as truncated: its picture would end before the soundtrack.
+TRUNCATED_SHARE = 0.05
+
+
+def _check_decoded_length(path: Path, seq: KeypointSequence, info: VideoInfo) -> None:
+    """InputError when the decoded frames cover well under the container's video duration (a truncated
+    or damaged file): the MP4 and report.json would otherwise mix the two lengths."""
+    period = 1.0 / info.fps if info.fps > 0 else 1.0 / seq.fps
+    decoded = float(seq.times[-1] - seq.times[0]) + period
+    if info.duration_s - decoded > max(0.5, TRUNCATED_SHARE * info.duration_s):
+        raise InputError(f"{path}: only {decoded:.2f} s of its {info.duration_s:.2f} s of video decode "
+                         f"({seq.num_frames} frames): a truncated or damaged file; repair or re-encode it")
 
 
 def _weights_id(manifest: dict[str, Any], name: str) -> dict[str, Any]:

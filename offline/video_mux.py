@@ -195,11 +195,23 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
 
 
 def _run_tool(cmd: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run ffmpeg/ffprobe, capturing its output; a missing executable is FFmpegNotFoundError."""
+    """Run ffmpeg/ffprobe, capturing its output; a missing executable is FFmpegNotFoundError.
+
+    On any exception while it runs (Ctrl-C, or SIGTERM raised as one by the command line) the child is
+    killed and waited for, so no ffmpeg outlives the program (its temporary output is then removed by
+    ``atomic_path``)."""
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except FileNotFoundError as e:
         raise FFmpegNotFoundError("ffmpeg/ffprobe not found: install ffmpeg") from e
+    with proc:
+        try:
+            out, err = proc.communicate()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _run_ffmpeg(args: list[str], out: Path) -> None:
@@ -367,6 +379,9 @@ def skeleton_video(keypoints: np.ndarray, confidence: np.ndarray, times: np.ndar
                 proc.stdin.write(img.tobytes())
         except BrokenPipeError:
             pass  # ffmpeg died: its exit code and stderr say why, below
+        except BaseException:
+            proc.kill()  # an error, Ctrl-C or SIGTERM: end ffmpeg now rather than let it finish a file
+            raise
         finally:
             with contextlib.suppress(OSError):
                 proc.stdin.close()  # EOF lets ffmpeg finish (or exit) instead of waiting forever

@@ -1,17 +1,22 @@
 """The ``rhythmicnet`` command: one entry point that dispatches to the offline and live parts.
 
 User-facing problems (``RhythmicNetError``) print one line — ``rhythmicnet: error: <file>: <problem>``
-— and exit with status 2, without a traceback; Ctrl-C exits with 130 and leaves no half-written file
-(every output is written atomically).
+— and exit with status 2, without a traceback; Ctrl-C (SIGINT) exits with 130, SIGTERM with 143, each
+after one line, and leaves no half-written file (every output is written atomically) and no child
+process (ffmpeg is killed and waited for).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rhythmicnet import __version__, cli_backend, cli_bench, cli_live, cli_music, cli_render
@@ -407,16 +412,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs: child processes
+    (ffmpeg) are killed and waited for, temporary files removed (see fileio.atomic_path)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` (main thread only; restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    # A name with characters the plot font lacks (emoji) draws as boxes: not worth a warning.
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
     try:
-        return int(args.func(args))
+        with _sigterm_as_interrupt():
+            return int(args.func(args))
     except RhythmicNetError as e:
         print(f"rhythmicnet: error: {e}", file=sys.stderr)
         return e.exit_code
+    except Terminated:
+        print("rhythmicnet: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("rhythmicnet: interrupted", file=sys.stderr)
         return 130
