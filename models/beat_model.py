@@ -9,6 +9,7 @@ is a ``WeightsError`` naming it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,71 @@ def has_beat_model(name: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR)
     return (d / f"beat_{name}.json").is_file() and (d / f"beat_{name}.pt").is_file()
 
 
+#: Frames of one window of the offline beat network over a long clip: 8 s at 30 fps, the length it
+#: was trained on (``BeatTrainConfig.window_frames``; the manifest's ``training.window_frames``).
+WINDOW_FRAMES = 240
+#: Frames dropped at each inner edge of a window (attention there sees only one side), 1 s.
+WINDOW_MARGIN = 30
+#: Frames over which two neighbouring windows cross-fade, 2 s.
+WINDOW_CROSSFADE = 60
+
+
+def window_weights(length: int, *, first: bool, last: bool, margin: int, crossfade: int) -> np.ndarray:
+    """Overlap-add weight of each frame of one window (length,): 0 on the ``margin`` frames of an inner
+    edge, a linear ramp over the next ``crossfade`` frames, 1 in the middle; the clip's own ends keep
+    weight 1. Two neighbours ``length - 2 * margin - crossfade`` frames apart have ramps that sum to 1."""
+    w = np.ones(length)
+    ramp = (np.arange(crossfade) + 0.5) / crossfade  # (crossfade,) in (0, 1)
+    if not first:
+        w[:margin] = 0.0
+        w[margin : margin + crossfade] = ramp
+    if not last:
+        w[length - margin :] = 0.0
+        fade_out = slice(length - margin - crossfade, length - margin)
+        w[fade_out] = np.minimum(w[fade_out], ramp[::-1])
+    return w
+
+
+def window_starts(num_frames: int, window: int, hop: int) -> list[int]:
+    """First frames of the windows covering ``num_frames`` frames: every ``hop`` frames, the last one
+    flush with the clip's end (one window when the clip fits in one)."""
+    if num_frames <= window:
+        return [0]
+    starts = list(range(0, num_frames - window, hop))
+    starts.append(num_frames - window)
+    return starts
+
+
+def windowed_logits(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], features: np.ndarray, *,
+                    window: int = WINDOW_FRAMES, margin: int = WINDOW_MARGIN,
+                    crossfade: int = WINDOW_CROSSFADE) -> tuple[np.ndarray, np.ndarray]:
+    """Beat and downbeat probabilities of a whole clip from windows of ``window`` frames: each window is
+    run on its own (``run``: features (W, 17, C) -> beat, downbeat logits (W,)), its probabilities are
+    weighted by :func:`window_weights` and overlap-added, then divided by the summed weights. Memory and
+    time are linear in the clip's length (the attention and the self-similarity bias are W x W per
+    window); a clip of at most ``window`` frames is one pass, the whole-clip result.
+    Shapes: (T, 17, C) -> (T,), (T,) float64."""
+    t = len(features)
+    if window < 2 * (margin + crossfade) + 1:
+        raise ValueError(f"window ({window}) must exceed 2 * (margin + crossfade) = {2 * (margin + crossfade)}")
+    hop = window - 2 * margin - crossfade  # the weighted cores of neighbours overlap by `crossfade` frames
+    beat, down, total = np.zeros(t), np.zeros(t), np.zeros(t)
+    starts = window_starts(t, window, hop)
+    for i, s in enumerate(starts):
+        e = min(s + window, t)
+        b, d = run(features[s:e])
+        w = window_weights(e - s, first=i == 0, last=i == len(starts) - 1, margin=margin, crossfade=crossfade)
+        beat[s:e] += w * _sigmoid(np.asarray(b, dtype=np.float64))
+        down[s:e] += w * _sigmoid(np.asarray(d, dtype=np.float64))
+        total[s:e] += w
+    total = np.maximum(total, 1e-12)
+    return beat / total, down / total
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -x))  # 1 / (1 + e^-x) without overflow
+
+
 class LearnedBeatModel:
     """Beat and downbeat activations of a clip. Shapes: (T, 17, 2) normalised keypoints, (T, 17) -> (T,), (T,)."""
 
@@ -82,13 +148,22 @@ class LearnedBeatModel:
         return cls(load_beat_model(name, weights_dir), name, graphs)
 
     @torch.no_grad()
-    def activation(self, keypoints_norm: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        feats = np.ascontiguousarray(beat_input_features(keypoints_norm, confidence), dtype=np.float32)
+    def logits(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Beat and downbeat logits of one pass over ``features``. Shapes: (T, 17, C) -> (T,), (T,)."""
+        feats = np.ascontiguousarray(features, dtype=np.float32)
         if self.graph is not None:
             out = self.graph.run({"features": feats[None]})
-            beat, down = out["beat_logits"][0], out["downbeat_logits"][0]
-        else:
-            o = self.model(torch.from_numpy(feats)[None])
-            beat, down = o.beat_logits[0].numpy(), o.downbeat_logits[0].numpy()
-        return (torch.sigmoid(torch.from_numpy(np.asarray(beat))).numpy().astype(np.float64),
-                torch.sigmoid(torch.from_numpy(np.asarray(down))).numpy().astype(np.float64))
+            return np.asarray(out["beat_logits"][0]), np.asarray(out["downbeat_logits"][0])
+        o = self.model(torch.from_numpy(feats)[None])
+        return o.beat_logits[0].numpy(), o.downbeat_logits[0].numpy()
+
+    def activation(self, keypoints_norm: np.ndarray, confidence: np.ndarray, *,
+                   window: int | None = WINDOW_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+        """Beat and downbeat probabilities of a clip, over windows of ``window`` frames overlap-added
+        (:func:`windowed_logits`; linear in the clip's length). ``window=None``: one pass over the whole
+        clip (attention and self-similarity grow with the square of its length)."""
+        feats = np.ascontiguousarray(beat_input_features(keypoints_norm, confidence), dtype=np.float32)
+        if window is None or len(feats) <= window:
+            b, d = self.logits(feats)
+            return _sigmoid(np.asarray(b, dtype=np.float64)), _sigmoid(np.asarray(d, dtype=np.float64))
+        return windowed_logits(self.logits, feats, window=window)

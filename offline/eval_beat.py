@@ -31,7 +31,14 @@ from tqdm import tqdm
 
 from rhythmicnet.fileio import write_text_atomic
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, OnlineBeatTracker, decode_beats
-from rhythmicnet.models.beat_model import downbeats_from, is_causal, load_beat_model
+from rhythmicnet.models.beat_model import (
+    WINDOW_FRAMES,
+    LearnedBeatModel,
+    downbeats_from,
+    is_causal,
+    load_beat_model,
+    windowed_logits,
+)
 from rhythmicnet.models.clip_preparation import PreparedClip, prepare_clip
 from rhythmicnet.models.fixed_lag_beats import DEFAULT_LAG, FixedLagBeatTracker
 from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
@@ -192,3 +199,29 @@ def format_table(records: list[dict[str, Any]], data: str | None = None) -> str:
 
 def write_json(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Path:
     return write_text_atomic(path, json.dumps(records, indent=2) + "\n")
+
+
+def windowed_vs_whole(clips: Iterable[SyntheticDance | LabelledClip], weights_dir: str | os.PathLike[str] = WEIGHTS_DIR,
+                      *, model: str = "full", window: int = WINDOW_FRAMES) -> dict[str, Any]:
+    """The offline beat network's beat F-measure (%) on ``clips`` with its activation computed in one
+    pass over each whole clip and in overlap-added windows of ``window`` frames (what ``rhythm`` and
+    ``render`` run, :func:`~rhythmicnet.models.beat_model.windowed_logits`), both decoded by the DBN.
+    Returns mean F of each, their difference, the clip count and the per-clip F lists."""
+    net = LearnedBeatModel(load_beat_model(model, weights_dir), model)
+    whole: list[float] = []
+    windowed: list[float] = []
+    frames = 0
+    for dance in clips:
+        clip = prepare_clip(dance)
+        frames = max(frames, len(clip.features))
+        for out, w in ((whole, None), (windowed, window)):
+            if w is None:
+                b, _ = net.logits(clip.features)
+                act = 1.0 / (1.0 + np.exp(-np.asarray(b, dtype=np.float64)))
+            else:
+                act, _ = windowed_logits(net.logits, clip.features, window=w)
+            out.append(score_clip(clip.beats, decode_row(act, model)).f_measure)
+    f_whole, f_win = 100 * float(np.mean(whole)), 100 * float(np.mean(windowed))
+    return {"model": model, "window": window, "n_clips": len(whole), "max_frames": frames,
+            "f_whole": f_whole, "f_windowed": f_win, "difference": f_win - f_whole,
+            "per_clip_whole": whole, "per_clip_windowed": windowed}

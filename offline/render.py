@@ -135,7 +135,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     from rhythmicnet.models.music_transformer import SamplingConfig as MusicSampling
     from rhythmicnet.models.rhythm2drum import Rhythm2Drum
     from rhythmicnet.models.rhythm2drum import SamplingConfig as DrumSampling
-    from rhythmicnet.offline import audio_render, video_mux
+    from rhythmicnet.offline import audio_render, audio_stream, video_mux
     from rhythmicnet.offline.rhythm_report import plot_rhythm, rhythm_record
 
     path = Path(input_path)
@@ -215,15 +215,8 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
 
     t0 = time.perf_counter()
     soundfont = Path(config.soundfont) if config.soundfont else audio_render.default_soundfont()
-    stems = {}
-    for name, mid in tqdm(parts.items(), desc="synthesis", unit="stem", disable=not progress, leave=False):
-        stems[name] = audio_render.synthesize(mid, soundfont, sample_rate=SAMPLE_RATE, duration_s=end_time)
-    mix, gain = audio_render.master_with_gain(audio_render.mix(list(stems.values())), SAMPLE_RATE)
-    outputs["soundtrack_wav"] = audio_render.write_wav(out / "soundtrack.wav", mix, SAMPLE_RATE)
-    for name, stem in stems.items():
-        outputs[f"{name}_wav"] = audio_render.write_wav(out / f"{name}.wav",
-                                                        audio_render.apply_gain(stem, gain, SAMPLE_RATE),
-                                                        SAMPLE_RATE)
+    # in blocks through temporary files: memory stays flat however long the clip (audio_stream.py)
+    outputs.update(audio_stream.render_wavs(parts, soundfont, out, sample_rate=SAMPLE_RATE, duration_s=end_time))
     stages["synthesis"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
