@@ -44,7 +44,7 @@ def make_clip(path: Path, minutes: float, seed: int = 0) -> Path:
 
     if path.exists():
         return path
-    piece_s = 60.0
+    piece_s = min(60.0, minutes * 60.0)  # a clip under a minute is one piece
     n_pieces = max(1, int(round(minutes * 60.0 / piece_s)))
     cfg = dataclasses.replace(TRAIN_CONFIG, duration_s=(piece_s, piece_s), fps=(30.0, 30.0), common_fps_share=1.0,
                               irregular_times_share=0.0, image_sizes=((640, 480),), person_lost_share=0.0)
