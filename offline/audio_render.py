@@ -32,7 +32,7 @@ Decisions:
   that reaches exactly 0 on the last sample. Gain and fade never raise a sample, so the result never
   exceeds the peak. :func:`master_with_gain` also returns that gain, and :func:`apply_gain` applies
   it (and the same fade) to each stem, so stems written beside the mix add up to it.
-* **WAV.** 16-bit PCM stereo with the stdlib ``wave`` module, written atomically; samples are clipped
+* **WAV.** 16-bit PCM stereo (the canonical 44-byte header, then the samples), written atomically; samples are clipped
   to [-1, 1] and scaled by 32767 (symmetric, so +1 and -1 both fit).
 """
 
@@ -41,10 +41,10 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import wave
+import struct
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import mido
 import numpy as np
@@ -289,8 +289,54 @@ def _fade_out(out: np.ndarray, sample_rate: int, fade_s: float) -> None:
         out[-1] = 0.0
 
 
+def wav_header(n_bytes: int, sample_rate: int, channels: int = 2) -> bytes:
+    """The canonical 44-byte header of 16-bit PCM WAV data of ``n_bytes`` bytes (what ``wave`` writes)."""
+    if n_bytes > 0xFFFFFFFF - 36:
+        raise ValueError(f"{n_bytes} bytes of audio do not fit a WAV file (4 GiB at most)")
+    block = 2 * channels
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + n_bytes, b"WAVE", b"fmt ", 16, 1, channels,
+                       int(sample_rate), int(sample_rate) * block, block, 16, b"data", n_bytes)
+
+
+class WavWriter:
+    """16-bit PCM WAV written block by block to a plain file, the header's sizes patched on close.
+
+    Used instead of ``wave.Wave_write``: that class's ``__del__`` prints an "Exception ignored"
+    traceback when Ctrl-C lands between opening it and setting its format; this one has no ``__del__``
+    (an abandoned file object is closed silently). ``writeframes`` takes little-endian int16 bytes."""
+
+    def __init__(self, path: str | os.PathLike[str], sample_rate: int, channels: int = 2) -> None:
+        self.sample_rate, self.channels, self.bytes_written = int(sample_rate), channels, 0
+        self._file: IO[bytes] | None = open(path, "wb")  # noqa: SIM115 (closed by close())
+        self._file.write(wav_header(0, self.sample_rate, channels))
+
+    def writeframes(self, data: bytes | np.ndarray) -> None:
+        assert self._file is not None, "WavWriter is closed"
+        buf = memoryview(data if isinstance(data, bytes) else np.ascontiguousarray(data).data)
+        self._file.write(buf)
+        self.bytes_written += buf.nbytes
+
+    def close(self) -> None:
+        f, self._file = self._file, None
+        if f is None:
+            return
+        try:
+            f.seek(0)
+            f.write(wav_header(self.bytes_written, self.sample_rate, self.channels))
+        finally:
+            f.close()
+
+    def __enter__(self) -> WavWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> Path:
-    """Write 16-bit PCM stereo WAV atomically (mono input is duplicated to both channels)."""
+    """Write 16-bit PCM stereo WAV atomically (mono input is duplicated to both channels).
+
+    Written with :class:`WavWriter` (not ``wave``: Ctrl-C stays one line)."""
     a = _as_2d(audio)
     if a.shape[1] == 1:
         a = np.repeat(a, 2, axis=1)
@@ -299,15 +345,12 @@ def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int)
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0)
-    pcm = np.rint(np.clip(a, -1.0, 1.0) * _INT16_SCALE).astype("<i2")
+    pcm = np.ascontiguousarray(np.rint(np.clip(a, -1.0, 1.0) * _INT16_SCALE).astype("<i2"))
     target = Path(path)
     with atomic_path(target) as tmp:
         try:
-            with wave.open(str(tmp), "wb") as w:
-                w.setnchannels(2)
-                w.setsampwidth(2)
-                w.setframerate(int(sample_rate))
-                w.writeframes(pcm.tobytes())
+            with WavWriter(tmp, sample_rate) as w:
+                w.writeframes(pcm)  # the array's buffer, no copy
         except OSError as e:
             raise OutputError(f"{target}: cannot write ({e.strerror or e})") from e
     return target

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import wave
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -178,11 +177,8 @@ def render_wavs(parts: Mapping[str, mido.MidiFile], soundfont: str | Path, outdi
         try:
             for key, path in paths.items():
                 tmp = stack.enter_context(atomic_path(path))
-                w = stack.enter_context(wave.open(str(tmp), "wb"))
-                w.setnchannels(2)
-                w.setsampwidth(2)
-                w.setframerate(int(sample_rate))
-                writers[key] = w
+                # not wave.open: its writer's __del__ prints a traceback after Ctrl-C (issue 17)
+                writers[key] = stack.enter_context(ar.WavWriter(tmp, sample_rate))
             for start in range(0, n_total, block):
                 n = min(block, n_total - start)
                 writers[f"{mix_name}_wav"].writeframes(_pcm(finish(mixed(start, n), start, clip=True)))

@@ -50,6 +50,13 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def _replace(tmp: Path, target: Path) -> None:
+    try:
+        os.replace(tmp, target)
+    except OSError as e:  # e.g. the target is a folder
+        raise OutputError(f"{target}: cannot write ({e.strerror or e})") from e
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.
@@ -58,24 +65,26 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     extension (matplotlib, numpy, ffmpeg) still work.
     """
     target = Path(target)
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
-    except OSError as e:
-        raise OutputError(f"{target}: cannot write ({e.strerror or e})") from e
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    tmp_name: str | None = None
+    try:  # from the moment mkstemp returns: Ctrl-C anywhere below removes the temp file
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
+                                            dir=target.parent)
+        except OSError as e:
+            raise OutputError(f"{target}: cannot write ({e.strerror or e})") from e
+        os.close(fd)
+        tmp = Path(tmp_name)
         yield tmp
         # mkstemp makes the file private (0600); give the result the permissions a plain open() would.
         with contextlib.suppress(OSError):
             os.chmod(tmp, 0o666 & ~_UMASK)
-        try:
-            os.replace(tmp, target)
-        except OSError as e:  # e.g. the target is a folder
-            raise OutputError(f"{target}: cannot write ({e.strerror or e})") from e
+        # (a call, not a nested try: CPython 3.11 lets an interrupt on a bare `try:` line here escape
+        # the handler below)
+        _replace(tmp, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
         raise
 
 
