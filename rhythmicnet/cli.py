@@ -364,6 +364,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     for out in (args.preview, args.keypoints):
         if out is not None and not out.parent.resolve().is_dir():
             raise OutputError(f"{out}: folder {out.parent} does not exist")
+        if out is not None and out.is_dir():
+            raise OutputError(f"{out}: is a folder; give the name of the file to write")
     t0 = time.perf_counter()
     dance = generate_clip(cfg, args.seed)
     t_gen = time.perf_counter() - t0

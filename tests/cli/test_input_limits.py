@@ -136,3 +136,17 @@ def test_missing_beat_weights_are_an_error_unless_onset_is_asked_for(tmp_path: P
     err = _one_line_error(capsys)
     assert "beat_full" in err and "--beat-model onset" in err
     assert not (tmp_path / "out").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("flag", ["--preview", "--keypoints"])
+def test_synth_dance_refuses_a_folder_as_its_output_before_generating(tmp_path: Path, capsys, monkeypatch,
+                                                                      flag: str) -> None:
+    from rhythmicnet.offline import synthetic_dancer
+
+    def never(*args, **kwargs):
+        raise AssertionError("generated before the output was checked")
+
+    monkeypatch.setattr(synthetic_dancer, "generate_clip", never)
+    (tmp_path / "clip.npz").mkdir()
+    assert main(["synth-dance", flag, str(tmp_path / "clip.npz")]) == 2
+    assert "clip.npz: is a folder" in _one_line_error(capsys)
