@@ -9,6 +9,12 @@ resident set size every 20 ms; the parent reads the child's peak RSS from ``wait
 while it ran; then the goals: peak <= 2 GB at every length, the longest clip's time <= 70x the
 1-minute time per minute ratio (linear), and every output written (MIDI, WAV, video, report, plot).
 
+Measured (issue 17; 2 shared CPU cores, load average 5-6, one thread, piano): peak RSS 0.56 / 0.59 /
+0.75 GB at 1 / 10 / 60 min (before: 1.95 GB at 10 min, the WAVs' whole arrays; the beat net alone had
+needed ~25 GB at 10 min); the 60-minute render took 1415 s, 71.9x the 1-minute time of the same run
+(19.7 s, at a quieter moment) and 56.8x a 1-minute run under the same load (24.9 s); the video stage
+(skeleton drawing + H.264, 0.25x real time at both lengths) is 63 % of it. Every output was written.
+
 Run: ``python benchmarks/bench_long.py [--minutes 1 10 60] [--instrument piano|guitar|none] [--work DIR]
 [--json FILE]``.
 """
