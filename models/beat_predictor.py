@@ -47,7 +47,7 @@ class BeatPredictorConfig:
     period_noise_s: float = 0.003
     gate_sigmas: float = 4.0
     reinit_after: int = 3
-    init_beats: int = 4
+    init_beats: int = 6
     min_period_s: float = 60.0 / 240.0
     max_period_s: float = 60.0 / 40.0
 
@@ -146,10 +146,10 @@ class BeatPredictor:
                     return restarted
             return BeatPredictorState(state.mean, state.cov, pending[-c.reinit_after:], state.used,
                                       state.rejected + 1, state.recent, state.skips)
-        recent = (*state.recent, float(beat_time))[-max(c.init_beats, c.reinit_after + 1):]
+        recent = (*state.recent, float(beat_time))[-(c.reinit_after + 1):]
         skips = state.skips + 1 if k >= 2 else 0
-        if skips >= c.reinit_after:  # the grid runs at a multiple of the beats' tempo
-            restarted = self._start(recent)
+        if skips >= c.reinit_after:  # the grid runs at a multiple of the beats' tempo: restart at theirs
+            restarted = self._start(recent[-(c.reinit_after + 1):])
             if restarted is not None:
                 return restarted
         gain = cov[:, 0] / s

@@ -23,8 +23,8 @@ def add_live_command(sub: argparse._SubParsersAction) -> None:
                     "stage, a bar of drums (Rhythm2Drum) and of piano or guitar (Drum2Music) planned a bar ahead "
                     "and played on the dancer's beat grid through a MIDI port (by default a virtual port named "
                     "RhythmicNet): drums on channel 10, the accompaniment on channel 1, and MIDI clock (24 ppqn, Start/"
-                    "Stop) following the dancer's tempo. Nothing plays until the tracker has decided 4 beats and "
-                    "predicts a beat grid (about 4 beats plus 0.5 s). All notes off on every stop.")
+                    "Stop) following the dancer's tempo. Nothing plays until the tracker has decided 6 beats and "
+                    "predicts a beat grid (about 6 beats plus 1.2 s). All notes off on every stop.")
     src = p.add_mutually_exclusive_group(required=False)
     src.add_argument("--video", type=Path, default=None, metavar="FILE",
                      help="a video played at its real frame rate as if it were a camera (pose runs on every frame)")

@@ -25,7 +25,8 @@ def test_nothing_before_init_beats_then_the_grid_of_a_steady_dancer():
     beats = _beats(0.5, 40, jitter=0.03)
     assert p.process_online(beats[0]) is None and p.process_online(None) is None
     grids = [p.process_online(b) for b in beats[1:]]
-    assert grids[:2] == [None, None] and grids[2] is not None  # the 4th beat starts it
+    n = p.config.init_beats  # the n-th beat starts it
+    assert grids[:n - 2] == [None] * (n - 2) and grids[n - 2] is not None
     g = grids[-1]
     assert g is not None and abs(g.period - 0.5) < 0.005
     # two beats ahead of the last decided beat, the grid is closer to the true beat than one beat's jitter
