@@ -153,7 +153,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     stages["keypoints"] = time.perf_counter() - t0
     video_info = video_mux.probe(path) if is_video else None
     if video_info is not None:
-        _check_decoded_length(path, seq, video_info)
+        check_decoded_length(path, seq, video_info)
 
     t0 = time.perf_counter()
     analysis = _analyse(seq, config, str(path), graphs)
@@ -257,7 +257,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
 TRUNCATED_SHARE = 0.05
 
 
-def _check_decoded_length(path: Path, seq: KeypointSequence, info: VideoInfo) -> None:
+def check_decoded_length(path: Path, seq: KeypointSequence, info: VideoInfo) -> None:
     """InputError when the decoded frames cover well under the container's video duration (a truncated
     or damaged file): the MP4 and report.json would otherwise mix the two lengths."""
     period = 1.0 / info.fps if info.fps > 0 else 1.0 / seq.fps

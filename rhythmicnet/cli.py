@@ -90,7 +90,12 @@ def _run_rhythm(args: argparse.Namespace) -> int:
     beat_model = args.beat_model or _default_beat_model()
     outdir = ensure_output_dir(args.output)
     t0 = time.perf_counter()
-    seq, _ = load_input_keypoints(args.input, outdir, use_cache=not args.no_cache, progress=not args.quiet)
+    seq, is_video = load_input_keypoints(args.input, outdir, use_cache=not args.no_cache, progress=not args.quiet)
+    if is_video:  # a truncated video is refused, as render does (never analyse part of it silently)
+        from rhythmicnet.offline import video_mux
+        from rhythmicnet.offline.render import check_decoded_length
+
+        check_decoded_length(args.input, seq, video_mux.probe(args.input))
     t_pose = time.perf_counter() - t0
     lo, hi = args.tempo_range
     analysis = analyse(seq, Video2RhythmConfig(beat_model=beat_model, min_bpm=lo, max_bpm=hi),

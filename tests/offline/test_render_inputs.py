@@ -69,3 +69,14 @@ def test_keypoints_with_absurd_coordinates_and_an_emoji_name_render(tmp_path, ca
     assert skeletons[0].name != "dancer \N{MELTING FACE}_skeleton.tmp.mp4" and ".part" in skeletons[0].name
     assert not skeletons[0].exists() and not [p for p in out.iterdir() if ".part" in p.name or ".tmp" in p.name]
     assert np.isfinite(rec["tempo_bpm"])
+
+
+def test_rhythm_refuses_a_truncated_video_too(tmp_path, capsys):
+    cut = tmp_path / "cut.mp4"
+    data = EXAMPLE.read_bytes()
+    cut.write_bytes(data[: int(0.3 * len(data))])
+    out = tmp_path / "out"
+    assert main(["rhythm", str(cut), "-o", str(out), "-q"]) == 2
+    err = _error_line(capsys.readouterr().err)
+    assert "cut.mp4" in err and "truncated" in err and "7.67 s" in err
+    assert not (out / "rhythm.json").exists()
