@@ -92,8 +92,9 @@ def _init_worker(opts: PlannerOptions) -> None:
     # the pose estimator, and has a whole bar for each plan while a frame has a few milliseconds
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
-    if hasattr(os, "nice"):
-        os.nice(5)
+    from rhythmicnet.realtime.process_priority import lower_priority
+
+    lower_priority()
     from rhythmicnet.export.backends import configure_threads, graph_factory
     from rhythmicnet.models.music_transformer import SamplingConfig as MusicSampling
     from rhythmicnet.models.rhythm2drum import Rhythm2Drum

@@ -14,7 +14,6 @@ would wait behind it. :class:`PoseStream` is the same estimator in-process.
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ import numpy as np
 
 from rhythmicnet.errors import DeviceError, InputError
 from rhythmicnet.realtime.inputs import InputFrame
+from rhythmicnet.realtime.process_priority import lower_priority
 
 __all__ = ["PoseProcess", "PoseStream", "VideoSource"]
 
@@ -69,25 +69,12 @@ class PoseStream:
             self.landmarker.close()
 
 
-def _lower_priority(nice: int = 5) -> None:
-    """Lower this thread's (Linux) or process's scheduling priority; a no-op where that is not possible."""
-    import os
-
-    try:
-        if sys.platform.startswith("linux"):  # per thread on Linux
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-        elif hasattr(os, "nice"):
-            os.nice(nice)
-    except (OSError, AttributeError):
-        pass
-
-
 def _pose_worker(conn: Any, max_people: int) -> None:
     """The pose process: (image, time) in, (keypoints, confidence, pose ms) out, until None arrives.
 
     It runs at a lower priority (nice +5): the frame loop's few milliseconds a frame must not wait behind
     mediapipe's ~20-30 ms, and pose loses almost nothing by yielding to them."""
-    _lower_priority()
+    lower_priority()
     pose = PoseStream(max_people)
     conn.send("ready")
     try:
@@ -180,7 +167,7 @@ class VideoSource:
         if self._path is not None:
             # a video file is decoded at a lower priority, by decoder threads created here (they inherit
             # it): decoding a large video costs more than the frame loop, which must not wait behind it
-            _lower_priority()
+            lower_priority()
             self.cap.release()
             self.cap = cv2.VideoCapture(self._path)
         period = 1.0 / self.fps
