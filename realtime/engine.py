@@ -116,14 +116,20 @@ class LiveEngine:
         return self.beat_time(beats) - self.latency_s
 
     def _reanchor(self, frame: LiveFrame) -> None:
-        """Move the grid to the latest prediction, keeping every grid beat's index: the predicted grid's
-        beat nearest to the old origin becomes the origin."""
+        """Move the grid to the latest prediction, keeping the index of the beats being played: the next
+        quarter note not yet frozen goes to the predicted beat nearest its old time, and the origin follows.
+
+        Matching at the present, not at the origin: bar 0 may be minutes ago, and a beat k beats from the
+        origin moves by k times any period change, so matching there renumbered the current beats whenever
+        the tempo changed (the sent grid jumped back or skipped whole bars, 40 ms x k after a 1 ms change)."""
         g = frame.grid
         if g is None or self.origin is None:
             return
-        self.period = g.period
+        ref = float(self._grid_beat)
+        old = self.beat_time(ref)
         anchor = g.anchor + self.rhythm_offset
-        self.origin = anchor + round((self.origin - anchor) / self.period) * self.period
+        self.period = g.period
+        self.origin = anchor + round((old - anchor) / self.period) * self.period - ref * self.period
 
     # --- planning -------------------------------------------------------------------------------
     def _style_steps(self, bar: int) -> list[int]:

@@ -94,3 +94,21 @@ def test_stats_time_every_stage(played):
     # planning and scheduling run on every frame once the warm-up is over
     assert 0 < len(engine.stats.stage_ms["plan"]) == len(engine.stats.stage_ms["schedule"]) < n
     assert all(ms >= 0 for v in engine.stats.stage_ms.values() for ms in v)
+
+
+def test_a_tempo_change_keeps_the_numbering_of_the_beats_being_played():
+    """Re-anchoring matches the new grid at the next beat to be sent, not at bar 0: 100 s into a performance
+    a 1 % tempo change moves the next beat to the predicted beat nearest it (10 ms), where matching at the
+    origin renumbered the beats (a 1 s jump, two beats)."""
+    from rhythmicnet.models.beat_predictor import BeatGrid
+    from rhythmicnet.models.live_rhythm import LiveFrame
+
+    engine = LiveEngine(LiveRhythm(load_beat_model("full_causal")),
+                        InlinePlanner(Rhythm2Drum.load().performer(DrumSampling(seed=0))),
+                        Scheduler(CaptureSink(), SimulatedClock(0.0)))
+    engine.origin, engine.period, engine._grid_beat = 10.0, 0.5, 200  # beat 200 due at 110.0
+    frame = LiveFrame(109.2, 0.0, 0.0, None, False, BeatGrid(anchor=109.0, period=0.505))  # type: ignore[arg-type]
+    engine._reanchor(frame)
+    assert engine.period == 0.505
+    assert engine.beat_time(200) == pytest.approx(109.0 + 2 * 0.505)
+    assert engine.beat_time(199) == pytest.approx(109.0 + 0.505)
