@@ -10,7 +10,8 @@ Splits are by seed (each seed is a different dancer, camera, tempo and choreogra
   seeds from ``EVAL_SEED_BASE`` (10**9), with a config harder than training in three ways: timing
   jitter fixed at 30 ms (the top of the training range), distractor (non-beat) motion on 30-50 % of
   *every* clip, and camera yaws of 60-80 deg, outside the training range (|yaw| <= 60 deg). It has
-  no jumps (generator 1.1's ``jump_prob`` is 0 there), so its clips are generator 1.0's, to the byte.
+  no jumps (generator 1.1's ``jump_prob`` is 0 there) and generator 2.0's vocabulary is off
+  (``dance_vocabulary=1``), so its clips are generator 1.0's, to the byte.
 
 The set is frozen by this file: its config and seeds live here, and ``EVAL_FINGERPRINT`` records
 coarse facts of its first clips (frame and beat counts, tempo, frame rate, image size, distractor
@@ -42,6 +43,7 @@ EVAL_CONFIG = dataclasses.replace(
     distractor_share=(0.30, 0.50),
     yaw_deg=(60.0, 80.0),
     jump_prob=0.0,  # the set as frozen with generator 1.0 (jumps came in 1.1; the real clips check them)
+    dance_vocabulary=1,  # ... and without generator 2.0's vocabulary (the generalisation set has it)
 )
 
 

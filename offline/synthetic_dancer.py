@@ -37,6 +37,14 @@ How a clip is made
      lowest hip (the two real example clips showed models trained on bounces alone putting the beats
      ~150 ms after each landing). A section that jumps drops its bounce and steps.
 
+   Generator 2.0 (``dance_vocabulary=2``, the training default; ``dance_vocabulary.py``) adds what real
+   dancers do and 1.x never showed: step patterns whose steps are not the beats (``double``, ``and-steps``,
+   ``cha-cha``, ``kick-ball-change`` in training; ``triple``, ``quick-quick-slow``, ``six-over-eight``,
+   ``skip`` held out), each landing dipping the hips at the step rate; ``arm-phrase`` (arm poses over 2- or
+   4-bar phrases at times unrelated to the beat); travel across the floor and turns while dancing; and a
+   per-dancer style: which body part carries the beat (hips, arms, head, torso or feet) and how sharp the
+   accents are.
+
    Pulse shapes vary per clip from a sharp cusp (an abrupt velocity reversal on the beat, like a
    landing) to a smooth raised cosine (where the only cue is that the bottom, not the top, is on the
    beat); amplitudes and the limbs used vary per clip and per section.
@@ -82,10 +90,22 @@ import numpy as np
 
 from rhythmicnet.models.keypoints import KeypointSequence
 from rhythmicnet.models.skeleton import COCO17_EDGES, NUM_JOINTS
+from rhythmicnet.offline.dance_vocabulary import (
+    BEAT_CARRIERS,
+    STEP_FAMILIES,
+    TRAIN_STEP_FAMILIES,
+    DancerStyle,
+    arm_phrase,
+    draw_style,
+    step_channels,
+    step_events,
+    travel_and_turns,
+)
 
 #: 1.1 added the jump moves; a config with ``jump_prob=0`` (the held-out set's) gives the 1.0 clips,
 #: unchanged to the byte, because the jump draws come after all others and only when ``jump_prob > 0``.
-GENERATOR_VERSION = "1.1"
+#: 2.0 added the dance vocabulary (``dance_vocabulary.py``); ``dance_vocabulary=1`` gives the 1.1 clips.
+GENERATOR_VERSION = "2.0"
 
 #: The AIST++ music tempi (shared/data/aist_music_tempo/aist_music_bpm.csv, 60 pieces) as (bpm, count):
 #: nine genres at 80..130 BPM in steps of 10, House at 110..135.
@@ -99,6 +119,8 @@ BEAT_MOVES: tuple[str, ...] = (
     "pump", "clap", "punch", "nod", "head-tilt", "sway", "twist", "chest", "shrug", "syncopation", "jump", "jack",
 )  # fmt: skip
 STEP_MOVES: tuple[str, ...] = ("march", "step-touch", "tap")  #: the moves that step (see ``_steps``)
+#: Generator 2.0's moves (``dance_vocabulary.py``): step families whose steps are not the beats, and arm phrases.
+VOCABULARY_MOVES: tuple[str, ...] = (*STEP_FAMILIES, "arm-phrase")
 DISTRACTOR_KINDS: tuple[str, ...] = ("walk", "turn", "gesture", "wave", "idle", "drift", "jerks", "off-tempo")
 
 _L, _R = 0, 1  # arm/leg side indices; the dancer's left is +x in the body frame
@@ -158,6 +180,18 @@ class DancerConfig:
     joint_drop_prob: tuple[float, float] = (0.0, 0.004)  #: per joint and frame: start of a 1-10 frame dropout
     frame_drop_prob: tuple[float, float] = (0.0, 0.03)  #: per frame: the frame is missing
     person_lost_share: float = 0.1  #: share of clips with one 0.1-0.8 s stretch of no person
+    #: 1: generator 1.x's moves only (steps on the beat); 2: generator 2.0's vocabulary as well (step
+    #: patterns off the beat, arm phrases, travel and turns while dancing, a per-dancer style that sets
+    #: ``bounce_prob`` / ``step_prob`` / ``arm_prob`` / ``head_prob`` / ``torso_prob`` per clip)
+    dance_vocabulary: int = 2
+    #: vocabulary 2: the step families a stepping section draws from, with weights (1.x's on-the-beat
+    #: ``march`` / ``step-touch`` / ``tap`` included); the held-out families are not in the default
+    step_families: tuple[tuple[str, float], ...] = tuple(
+        (f, 0.7 if f == "double" else 1.0) for f in TRAIN_STEP_FAMILIES)
+    step_prob_v2: float = 0.5  #: vocabulary 2: per section, a step pattern (0.95 when the feet carry the beat)
+    arm_phrase_prob: float = 0.3  #: vocabulary 2: per section with arm movement, an arm phrase instead
+    travel_prob: float = 0.25  #: vocabulary 2: per section, travel across the floor or turn while dancing
+    beat_carriers: tuple[tuple[str, float], ...] = BEAT_CARRIERS  #: vocabulary 2: the per-dancer style's draw
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -172,6 +206,11 @@ class DancerConfig:
         unknown = {k for k, _ in self.distractor_kinds} - set(DISTRACTOR_KINDS)
         if unknown:
             raise ValueError(f"DancerConfig.distractor_kinds: unknown kinds {sorted(unknown)}")
+        unknown = {k for k, _ in self.step_families} - set(STEP_FAMILIES) - set(STEP_MOVES)
+        if unknown:
+            raise ValueError(f"DancerConfig.step_families: unknown families {sorted(unknown)}")
+        if self.dance_vocabulary not in (1, 2):
+            raise ValueError("DancerConfig.dance_vocabulary must be 1 or 2")
 
 
 @dataclass(frozen=True)
@@ -222,6 +261,7 @@ class DanceMetadata:
     hit_times: np.ndarray  #: (B,) when the dancer actually hits each labelled beat (jittered)
     dropped_frames: int
     unseen_share: float  #: share of joint observations with confidence 0
+    style: str = ""  #: vocabulary 2: the body part that carries the beat ("" in vocabulary 1)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -457,7 +497,9 @@ def _sections(cfg: DancerConfig, rng: np.random.Generator, kmin: int, kmax: int,
     return out
 
 
-def _choose_moves(cfg: DancerConfig, rng: np.random.Generator, bpm: float) -> list[str]:
+def _choose_moves(cfg: DancerConfig, rng: np.random.Generator, bpm: float,
+                  vrng: np.random.Generator | None = None) -> list[str]:
+    """A section's moves. ``vrng``: generator 2.0's own stream (vocabulary 2), None for generator 1.x."""
     moves: list[str] = []
     if rng.random() < cfg.bounce_prob:
         kind = "bounce"
@@ -468,10 +510,17 @@ def _choose_moves(cfg: DancerConfig, rng: np.random.Generator, bpm: float) -> li
     if rng.random() < cfg.accent_prob:
         moves.append("accent")
     if rng.random() < cfg.step_prob:
-        moves.append(str(rng.choice(list(STEP_MOVES))))
+        if vrng is None:
+            moves.append(str(rng.choice(list(STEP_MOVES))))
+        else:
+            names = [f for f, _ in cfg.step_families]
+            w = np.array([x for _, x in cfg.step_families], float)
+            moves.append(str(vrng.choice(names, p=w / w.sum())))
     if rng.random() < cfg.arm_prob:
         moves.append(str(rng.choice(["swing1", "swing2", "swing4", "pump", "clap", "punch"],
                                     p=[0.15, 0.25, 0.15, 0.2, 0.1, 0.15])))
+        if vrng is not None and vrng.random() < cfg.arm_phrase_prob:
+            moves[-1] = "arm-phrase"
     if rng.random() < cfg.head_prob:
         moves.append(str(rng.choice(["nod", "head-tilt"], p=[0.75, 0.25])))
     if rng.random() < cfg.torso_prob:
@@ -483,30 +532,33 @@ def _choose_moves(cfg: DancerConfig, rng: np.random.Generator, bpm: float) -> li
     # Drawn last and only when enabled, so configs without jumps keep generator 1.0's clips.
     if cfg.jump_prob > 0 and rng.random() < cfg.jump_prob:
         jump = "jack" if rng.random() < 0.5 else "jump"
-        moves = [m for m in moves if not m.startswith("bounce") and m not in STEP_MOVES]
+        moves = [m for m in moves if not m.startswith("bounce") and m not in STEP_MOVES and m not in STEP_FAMILIES]
         moves.append(jump)
     return moves
 
 
 def _dance(cfg: DancerConfig, rng: np.random.Generator, psi: np.ndarray, sections: list[tuple[int, int]],
-           bar0: int, bpm: float, body: _Body) -> tuple[dict[str, np.ndarray], list[tuple[str, ...]],
-                                                        dict[int, str]]:
+           bar0: int, bpm: float, body: _Body, vrng: np.random.Generator | None = None,
+           style: DancerStyle | None = None) -> tuple[dict[str, np.ndarray], list[tuple[str, ...]],
+                                                      dict[int, str], list[tuple[int, int, str]]]:
     """Beat-locked channel offsets (summed over cross-faded sections) and the moves of each section.
 
-    Steps are per beat (a foot lands on beat k after moving during (k-1, k]); they are returned as the
-    pattern name of each beat and realised in ``_steps``.
+    Generator 1.x's steps are per beat (a foot lands on beat k after moving during (k-1, k]); they are
+    returned as the pattern name of each beat and realised in ``_steps``. Generator 2.0's step families
+    (``vrng`` given) come back as (start, end, family) sections, realised by ``dance_vocabulary``.
     """
     t_len = psi.shape[0]
     ch = {c: np.zeros(t_len) for c in _CHANNELS}
     amp = _u(rng, cfg.amplitude) * body.height / 1.75
     cusp = float(rng.uniform(0.0, 1.0))
-    sharp = float(rng.uniform(1.0, 2.5))
+    sharp = float(rng.uniform(*(style.sharpness if style is not None else (1.0, 2.5))))
     limbs = str(rng.choice(["both", "left", "right"], p=[0.6, 0.2, 0.2]))
     anti = bool(rng.random() < 0.6)
     xb = psi - bar0  # beats since a downbeat: integers multiple of 4 are downbeats
     ramp = 0.25
     sec_moves: list[tuple[str, ...]] = []
     step_pattern: dict[int, str] = {}
+    step_sections: list[tuple[int, int, str]] = []
 
     def edge(b: int) -> np.ndarray:  # 0 before beat b, 1 after, a smooth half-beat cross-fade around it
         return _smoothstep((psi - b + ramp) / (2 * ramp))
@@ -514,8 +566,9 @@ def _dance(cfg: DancerConfig, rng: np.random.Generator, psi: np.ndarray, section
     for idx, (start, end) in enumerate(sections):
         # The section windows sum to 1 everywhere (the first is open to the left, the last to the right).
         w = (np.ones(t_len) if idx == 0 else edge(start)) - (np.zeros(t_len) if idx == len(sections) - 1 else edge(end))
-        moves = _choose_moves(cfg, rng, bpm)
+        moves = _choose_moves(cfg, rng, bpm, vrng)
         sec_moves.append(tuple(moves))
+        step_sections += [(start, end, m) for m in moves if m in STEP_FAMILIES]
         live = w > 0
         if not live.any():
             for m in moves:
@@ -586,6 +639,9 @@ def _dance(cfg: DancerConfig, rng: np.random.Generator, psi: np.ndarray, section
                 add("shrug", a * float(rng.uniform(0.02, 0.05)) * _pulse(xb, cusp, sharp))
             elif m in ("jump", "jack"):
                 _add_jump(cfg, rng, xb, bpm, a, m == "jack", arms, add)
+            elif m == "arm-phrase" and vrng is not None:
+                for name, value in arm_phrase(vrng, psi, start, end, a, arms).items():
+                    add(name, value)
             elif m == "syncopation":
                 where = float(rng.choice([0.5, 0.75, 0.25], p=[0.7, 0.15, 0.15]))
                 p = _pulse(xb - where, 1.0, 3.0) * (rng.random(len(range(start, end))) < 0.7).astype(float)[
@@ -601,7 +657,7 @@ def _dance(cfg: DancerConfig, rng: np.random.Generator, psi: np.ndarray, section
                     add("shrug", a * float(rng.uniform(0.02, 0.05)) * p)
                 else:
                     add("drop", a * float(rng.uniform(0.015, 0.04)) * p)
-    return ch, sec_moves, step_pattern
+    return ch, sec_moves, step_pattern, step_sections
 
 
 def _add_jump(cfg: DancerConfig, rng: np.random.Generator, xb: np.ndarray, bpm: float, a: float, jack: bool,
@@ -896,10 +952,16 @@ def generate_clip(config: DancerConfig | None = None, seed: int = 0) -> Syntheti
     hits = np.maximum.accumulate(hits + np.arange(len(hits)) * 1e-6)  # stays increasing for any jitter
     psi = np.interp(t, hits, ks.astype(float))  # the pad keeps t inside the hit times
 
-    # Body, choreography, distractors.
+    # Body, choreography, distractors. Generator 2.0's vocabulary draws from its own stream (``vrng``), so
+    # vocabulary 1 leaves every draw of generator 1.x where it was.
     body = _Body.draw(rng, _u(rng, cfg.person_height_m))
     sections = _sections(cfg, rng, int(ks[0]), int(ks[-1]) + 1, bar0)
-    dance, sec_moves, pattern = _dance(cfg, rng, psi, sections, bar0, bpm0, body)
+    vrng = np.random.default_rng([int(seed), 0x2D20]) if cfg.dance_vocabulary >= 2 else None
+    style = None if vrng is None else draw_style(vrng, cfg.beat_carriers, cfg.step_prob_v2)
+    dcfg = cfg if style is None else dataclasses.replace(
+        cfg, bounce_prob=style.bounce_prob, step_prob=style.step_prob, arm_prob=style.arm_prob,
+        head_prob=style.head_prob, torso_prob=style.torso_prob)
+    dance, sec_moves, pattern, step_secs = _dance(dcfg, rng, psi, sections, bar0, bpm0, body, vrng, style)
     base = {c: np.full(t_len, _NEUTRAL.get(c, 0.0)) for c in _CHANNELS}
     root = np.zeros((t_len, 3))
     bg = _u(rng, cfg.background_drift)
@@ -920,6 +982,16 @@ def generate_clip(config: DancerConfig | None = None, seed: int = 0) -> Syntheti
     amp_steps = _u(rng, (0.7, 1.2))
     steps = _steps(rng, psi, pattern, active, int(ks[0]), bar0, body, amp_steps)
     ch = {c: base[c] + gain * dance[c] + steps.get(c, 0.0) for c in _CHANNELS}
+    if vrng is not None:
+        events = step_events(step_secs)
+        ev_t = np.interp([e for e, _ in events], psi, t)
+        ev_on = (np.interp(ev_t, t, gain) > 0.5) & (np.interp(ev_t, t, walking) < 0.5)
+        for c, v in step_channels(vrng, psi, events, ev_on, h, amp_steps).items():
+            ch[c] = ch[c] + v
+        sec_t = [(float(np.interp(s, ks, grid)), float(np.interp(e, ks, grid))) for s, e in sections]
+        travel, turns = travel_and_turns(vrng, t, sec_t, cfg.travel_prob, r_max)
+        root = root + travel
+        ch["heading"] = ch["heading"] + turns
     ch["drop"] = np.maximum(ch["drop"], -0.01 * h)
 
     # Camera, projection, observation.
@@ -939,13 +1011,14 @@ def generate_clip(config: DancerConfig | None = None, seed: int = 0) -> Syntheti
         for (s, e), m in zip(sections, sec_moves, strict=True)
         if np.interp(e, ks, grid) > 0 and np.interp(s, ks, grid) < duration
     )
-    used = tuple(m for m in BEAT_MOVES if any(m in s.moves for s in secs))
+    used = tuple(m for m in (*BEAT_MOVES, *VOCABULARY_MOVES) if any(m in s.moves for s in secs))
     covered = sum(min(d.end_s, duration) - max(d.start_s, 0.0) for d in records)
     meta = DanceMetadata(
         seed=int(seed), generator_version=GENERATOR_VERSION, fps=fps, duration_s=duration, base_tempo_bpm=bpm0,
         tempo_drift=drift, timing_jitter_s=jitter, dancer_offset_s=offset, camera=cam, person_height_m=h,
         sections=secs, moves=used, distractors=tuple(records), distractor_share=covered / duration,
         hit_times=hits[inside], dropped_frames=n_dropped, unseen_share=float(np.mean(conf == 0)),
+        style="" if style is None else style.carrier,
     )
     seq = KeypointSequence(kp, conf, t, cam.image_size)
     return SyntheticDance(seq, beats, downbeats, tempo, meta)

@@ -32,10 +32,10 @@ from rhythmicnet.offline.synthetic_dancer import (
 )
 
 #: Only the bounce carries the beat to the hips: no distractors, no off-beat knee dips, no half/double time,
-#: no jumps.
+#: no jumps, no generator 2.0 steps (their landings dip the hips at the step rate, off the beat).
 BOUNCE_ONLY = dataclasses.replace(
     TRAIN_CONFIG, distractor_share=(0.0, 0.0), syncopation_prob=0.0, rate_change_prob=0.0, bounce_prob=1.0,
-    jump_prob=0.0,
+    jump_prob=0.0, dance_vocabulary=1,
     timing_jitter_s=(0.010, 0.010), dancer_offset_s=(0.0, 0.0), noise_frac=(0.0, 0.0), outlier_prob=(0.0, 0.0),
     joint_drop_prob=(0.0, 0.0), frame_drop_prob=(0.0, 0.0), person_lost_share=0.0,
 )
@@ -197,8 +197,10 @@ def test_eval_set_is_disjoint_harder_and_frozen():
     assert cfg.duration_s == (30.0, 30.0) and cfg.timing_jitter_s == (0.03, 0.03)
     assert cfg.distractor_share[0] >= 0.3
     assert cfg.yaw_deg[0] >= TRAIN_CONFIG.yaw_deg[1]  # camera yaws outside the training range
-    # frozen with generator 1.0; 1.1 only added jumps, which the set leaves out (same clips to the byte)
-    assert EVAL_SET.generator_version == "1.0" and GENERATOR_VERSION == "1.1" and cfg.jump_prob == 0.0
+    # frozen with generator 1.0; 1.1 only added jumps and 2.0 the dance vocabulary, which the set leaves out
+    # (same clips to the byte)
+    assert EVAL_SET.generator_version == "1.0" and GENERATOR_VERSION == "2.0" and cfg.jump_prob == 0.0
+    assert cfg.dance_vocabulary == 1
     for d in eval_clips(12):
         m = d.metadata
         assert 60.0 <= abs(m.camera.yaw_deg) <= 80.0
