@@ -26,6 +26,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from rhythmicnet.offline.dance_vocabulary import HELDOUT_STEP_FAMILIES
 from rhythmicnet.offline.synthetic_dancer import DancerConfig, SyntheticDance, generate_clip
 
 TRAIN_SEED_LIMIT = 10**6
@@ -69,6 +70,79 @@ EVAL_FINGERPRINT: tuple[tuple[object, ...], ...] = (
     (1031, 51, 101.4, 34.46, (720, 1280), ("turn", "walk", "drift")),
     (1378, 54, 108.1, 46.75, (1920, 1080), ("turn", "off-tempo", "gesture", "wave")),
 )
+
+
+# --------------------------------------------------------------------------------- the generalisation test
+
+#: Seeds of the generalisation sets (issue 16), apart from every other split.
+GENERALISATION_SEED_BASE = 3 * 10**9
+
+#: Generator 2.0 with only the step families kept out of training (``dance_vocabulary.HELDOUT_STEP_FAMILIES``);
+#: everything else is the training distribution, so the score measures the family shift alone. Stepping
+#: sections are common (``step_prob_v2`` 0.8) so that every clip steps in the unseen patterns.
+GENERALISATION_CONFIG = dataclasses.replace(
+    TRAIN_CONFIG, duration_s=(30.0, 30.0), step_families=tuple((f, 1.0) for f in HELDOUT_STEP_FAMILIES),
+    step_prob_v2=0.8,
+)
+
+#: Half time and double time cannot be held out (half time at 120 BPM is the motion of dancing on the beat
+#: at 60): they stay in training and get their own set, reported with AMLt. Every bounce at half or double
+#: rate, double-time running steps.
+HALF_DOUBLE_CONFIG = dataclasses.replace(
+    TRAIN_CONFIG, duration_s=(30.0, 30.0), rate_change_prob=1.0, step_families=(("double", 1.0),), step_prob_v2=0.6,
+)
+
+#: The generalisation test: 200 clips of 30 s, half with tempi from the AIST++ table and half log-uniform
+#: over 60-180 BPM, reported separately; plus 100 half/double-time clips. Frozen before any training on
+#: generator 2.0 (``GENERALISATION_FINGERPRINT``).
+GENERALISATION_SETS: tuple[EvalSetDefinition, ...] = (
+    EvalSetDefinition("generalisation-aist", "2.0", dataclasses.replace(GENERALISATION_CONFIG, aist_tempo_share=1.0),
+                      tuple(range(GENERALISATION_SEED_BASE, GENERALISATION_SEED_BASE + 100))),
+    EvalSetDefinition("generalisation-loguniform", "2.0",
+                      dataclasses.replace(GENERALISATION_CONFIG, aist_tempo_share=0.0),
+                      tuple(range(GENERALISATION_SEED_BASE + 100, GENERALISATION_SEED_BASE + 200))),
+    EvalSetDefinition("half-double-time", "2.0", HALF_DOUBLE_CONFIG,
+                      tuple(range(GENERALISATION_SEED_BASE + 1000, GENERALISATION_SEED_BASE + 1100))),
+)
+
+#: Coarse facts of the first clips of each generalisation set (see ``EVAL_FINGERPRINT``), plus their moves.
+GENERALISATION_FINGERPRINT: dict[str, tuple[tuple[object, ...], ...]] = {
+    'generalisation-aist': (
+        (1364, 45, 90.1, 45.7, (1920, 1080), ('gesture', 'turn', 'turn'),
+         ('bounce', 'swing1', 'swing4', 'nod', 'syncopation', 'triple', 'quick-quick-slow'), 'feet'),
+        (868, 65, 129.3, 30.0, (1920, 1080), ('off-tempo', 'jerks', 'jerks'),
+         ('accent', 'pump', 'clap', 'punch', 'nod', 'sway', 'twist', 'shrug', 'syncopation', 'jump', 'jack',
+         'triple', 'six-over-eight', 'arm-phrase'), 'torso'),
+        (1470, 54, 108.2, 50.0, (1280, 720), ('idle',),
+         ('bounce-double', 'accent', 'swing2', 'pump', 'nod', 'shrug', 'syncopation', 'triple'), 'head'),
+    ),
+    'generalisation-loguniform': (
+        (1045, 81, 162.1, 35.05, (720, 1280), ('gesture', 'turn'),
+         ('bounce', 'bounce-half', 'accent', 'swing1', 'swing4', 'punch', 'nod', 'twist', 'shrug', 'syncopation',
+         'jack', 'quick-quick-slow', 'six-over-eight', 'skip', 'arm-phrase'), 'feet'),
+        (1781, 44, 88.9, 60.0, (640, 480), ('turn', 'turn'),
+         ('accent', 'nod', 'sway', 'twist', 'triple', 'arm-phrase'), 'head'),
+        (888, 83, 166.1, 30.0, (720, 1280), ('turn', 'turn', 'gesture'),
+         ('bounce', 'bounce-half', 'accent', 'swing4', 'pump', 'clap', 'nod', 'sway', 'chest', 'syncopation',
+         'triple', 'quick-quick-slow', 'six-over-eight', 'arm-phrase'), 'hips'),
+    ),
+    'half-double-time': (
+        (875, 56, 112.0, 30.0, (640, 480), ('jerks', 'gesture', 'turn'),
+         ('accent', 'pump', 'nod', 'head-tilt', 'sway', 'chest', 'shrug', 'syncopation', 'double', 'arm-phrase'),
+         'head'),
+        (731, 88, 175.1, 25.0, (480, 640), ('wave', 'idle', 'idle', 'turn'),
+         ('bounce-half', 'accent', 'swing1', 'swing4', 'nod', 'head-tilt', 'sway', 'chest', 'jack', 'double'),
+         'hips'),
+        (1773, 44, 88.2, 60.0, (640, 480), ('walk', 'off-tempo', 'jerks'),
+         ('bounce-double', 'accent', 'swing2', 'chest', 'shrug', 'syncopation', 'double', 'arm-phrase'), 'hips'),
+    ),
+}  # fmt: skip
+
+
+def set_clips(definition: EvalSetDefinition, n: int | None = None) -> Iterator[SyntheticDance]:
+    """The clips of an evaluation set in a fixed order (the first ``n``, or all)."""
+    for seed in definition.seeds if n is None else definition.seeds[:n]:
+        yield generate_clip(definition.config, seed)
 
 
 def clip_fingerprint(dance: SyntheticDance) -> tuple[object, ...]:

@@ -122,3 +122,29 @@ def test_config_rejects_unknown_families():
         DancerConfig(step_families=(("moonwalk", 1.0),))
     with pytest.raises(ValueError):
         DancerConfig(dance_vocabulary=3)
+
+
+def test_generalisation_sets_are_frozen_disjoint_and_use_only_held_out_families():
+    from rhythmicnet.offline.beat_eval_set import (
+        EVAL_SET,
+        GENERALISATION_FINGERPRINT,
+        GENERALISATION_SETS,
+        TRAIN_SEED_LIMIT,
+        clip_fingerprint,
+        set_clips,
+    )
+
+    names = [d.name for d in GENERALISATION_SETS]
+    assert names == ["generalisation-aist", "generalisation-loguniform", "half-double-time"]
+    seeds = [s for d in GENERALISATION_SETS for s in d.seeds]
+    assert len(seeds) == len(set(seeds)) == 300 and min(seeds) > max(EVAL_SET.seeds) > TRAIN_SEED_LIMIT
+    aist, logu, half = GENERALISATION_SETS
+    assert aist.config.aist_tempo_share == 1.0 and logu.config.aist_tempo_share == 0.0
+    assert len(aist.seeds) == len(logu.seeds) == 100
+    for d in (aist, logu):
+        assert {f for f, _ in d.config.step_families} == set(HELDOUT_STEP_FAMILIES)
+        got = tuple(clip_fingerprint(c) + (c.metadata.moves, c.metadata.style) for c in set_clips(d, 3))
+        assert got == GENERALISATION_FINGERPRINT[d.name]
+        for c in set_clips(d, 3):
+            assert not set(c.metadata.moves) & (set(TRAIN_STEP_FAMILIES))
+    assert half.config.rate_change_prob == 1.0 and half.config.step_families == (("double", 1.0),)
