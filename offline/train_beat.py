@@ -82,6 +82,9 @@ class BeatTrainConfig:
     music_dir: str | None = None
     keypoints_dir: str | None = None
     real_fraction: float = 0.5
+    #: Start from these weights instead of a fresh network (fine-tuning on a new generator): a weights file
+    #: (``.pt``) or a shipped model name (``full``, ``full_causal``, ...); the architecture must match.
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -130,6 +133,18 @@ def _batch(cfg: BeatTrainConfig, step: int, rng: np.random.Generator,
             "downbeat": torch.as_tensor(np.stack(dts)), "mask": torch.as_tensor(np.stack(masks))}
 
 
+def _initial_weights(source: str) -> dict[str, torch.Tensor]:
+    """The state dict named by ``BeatTrainConfig.init_from`` (a file, or a shipped ``beat_<name>.pt``)."""
+    path = Path(source) if source.endswith(".pt") else WEIGHTS_DIR / f"beat_{source}.pt"
+    if not path.exists():
+        raise InputError(f"--init-from: no weights at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a corrupt file is the user's: one line
+        raise InputError(f"--init-from: cannot read {path}: {e}") from None
+    return dict(state)
+
+
 @torch.no_grad()
 def clip_activations(model: torch.nn.Module, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Beat and downbeat probabilities of a whole clip. Shapes: (T, 17, C) -> (T,), (T,)."""
@@ -161,6 +176,8 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
     torch.set_num_threads(config.threads or max(1, os.cpu_count() or 1))
     seed_everything(config.seed)
     model, arch = build_model(config.model, config.causal)
+    if config.init_from and not (resume and ckpt_path.exists()):
+        model.load_state_dict(_initial_weights(config.init_from))
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     val = [prepare_clip(validation_clip(i), running=config.causal) for i in range(config.val_clips)]

@@ -166,6 +166,10 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--checkpoint", type=Path, default=None, metavar="FILE",
                    help="checkpoint file (default: OUTDIR/beat_<name>.ckpt)")
     b.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
+    b.add_argument("--init-from", default=None, metavar="NAME|FILE.pt",
+                   help="start from these weights (a shipped model name such as full_causal, or a .pt file) "
+                        "instead of a fresh network: fine-tuning (default: fresh)")
+    b.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
     b.add_argument("--val-clips", type=int, default=24, help="validation clips for model selection (default: 24)")
     b.add_argument("--val-every", type=int, default=200, help="validate and checkpoint every N steps (default: 200)")
     _add_real_data_args(b, "train")
@@ -203,7 +207,8 @@ def _run_train_beat(args: argparse.Namespace) -> int:
                           seed=args.seed, max_minutes=args.minutes, val_clips=args.val_clips,
                           val_every=args.val_every, device=args.device, threads=args.threads,
                           aist_dir=_opt_str(args.aist_dir), music_dir=_opt_str(args.music_dir),
-                          keypoints_dir=_opt_str(args.keypoints_dir), real_fraction=args.real_fraction)
+                          keypoints_dir=_opt_str(args.keypoints_dir), real_fraction=args.real_fraction,
+                          init_from=args.init_from, lr=args.lr)
     out = args.output or WEIGHTS_DIR
     m = train_beat(out, config=cfg, checkpoint=args.checkpoint, resume=args.resume, progress=not args.quiet)
     t = m["training"]
