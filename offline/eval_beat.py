@@ -13,6 +13,11 @@ not comparable with the paper's AIST figures. Metrics: mir_eval's defaults (firs
 F-measure window 70 ms, Cemgil sigma 40 ms, continuity tolerance 0.175), mean over clips, as %; also
 AMLc/AMLt, tempo accuracy Acc1 (within 4 % of the reference tempo, from median inter-beat intervals)
 and Acc2 (also at double or half tempo), and the downbeat F-measure of rows with a downbeat head.
+
+Tempo errors by ratio (:func:`format_tempo_table`, ``tempo_errors`` in each row's JSON): the tempo error
+1 - Acc1 split by the ratio of the estimated to the true clip tempo into x1/3, 1/2, 2/3, 3/4, 4/3, 3/2,
+2, 3 (each within 4 %) and "other" (``offline/tempo_ratios.py``), as % of the clips; each row's per-clip
+tempi are kept (``tempo_est``/``tempo_ref``, BPM) so any subset can be tabulated again.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline.beat_datasets import LabelledClip
 from rhythmicnet.offline.beat_eval_set import EVAL_SET, eval_clips
 from rhythmicnet.offline.synthetic_dancer import SyntheticDance
+from rhythmicnet.offline.tempo_ratios import RATIO_NAMES, tempo_error_breakdown
 from rhythmicnet.offline.train_beat import clip_activations
 
 PAPER_ROWS = (
@@ -77,6 +83,8 @@ class ClipScore:
     acc1: float
     acc2: float
     downbeat_f: float
+    ref_tempo: float = float("nan")  #: BPM, from the trimmed reference beats
+    est_tempo: float = float("nan")  #: BPM, from the trimmed estimated beats
 
 
 def _tempo(beats: np.ndarray) -> float:
@@ -91,13 +99,20 @@ def score_clip(ref: np.ndarray, est: np.ndarray, ref_down: np.ndarray | None = N
     cem, _ = mir_eval.beat.cemgil(r, e)
     cmlc, cmlt, amlc, amlt = mir_eval.beat.continuity(r, e)
     tr, te = _tempo(r), _tempo(e)
-    acc1 = float(np.isfinite(te) and abs(te - tr) <= 0.04 * tr)
-    acc2 = float(np.isfinite(te) and any(abs(te - k * tr) <= 0.04 * k * tr for k in (1.0, 2.0, 0.5)))
+    acc1, acc2 = tempo_accuracy(tr, te)
     down = float("nan")
     if ref_down is not None and est_down is not None and len(ref_down):
         down = mir_eval.beat.f_measure(mir_eval.beat.trim_beats(np.asarray(ref_down, float)),
                                        mir_eval.beat.trim_beats(np.asarray(est_down, float)))
-    return ClipScore(f, cem, cmlc, cmlt, amlc, amlt, acc1, acc2, down)
+    return ClipScore(f, cem, cmlc, cmlt, amlc, amlt, acc1, acc2, down, tr, te)
+
+
+def tempo_accuracy(ref_tempo: float, est_tempo: float) -> tuple[float, float]:
+    """(Acc1, Acc2) of one clip, each 0 or 1: within 4 % of the reference tempo; also at double or half it."""
+    tr, te = ref_tempo, est_tempo
+    acc1 = float(np.isfinite(te) and abs(te - tr) <= 0.04 * tr)
+    acc2 = float(np.isfinite(te) and any(abs(te - k * tr) <= 0.04 * k * tr for k in (1.0, 2.0, 0.5)))
+    return acc1, acc2
 
 
 def base_model(row: str) -> str:
@@ -161,13 +176,25 @@ def evaluate_rows(rows: Iterable[str], weights_dir: str | os.PathLike[str] = WEI
             out.append({"model": row, "missing": True})
             continue
         mean = {k: _nanmean([getattr(c, k) for c in s]) for k in ClipScore.__dataclass_fields__}
-        out.append({"model": row, "label": ROW_LABELS.get(row, row), "f_measure": 100 * mean["f_measure"],
-                    "cemgil": 100 * mean["cemgil"], "cmlc": 100 * mean["cmlc"], "cmlt": 100 * mean["cmlt"],
-                    "amlc": 100 * mean["amlc"], "amlt": 100 * mean["amlt"], "acc1": 100 * mean["acc1"],
+        beat = {k: 100 * mean[k] for k in ("f_measure", "cemgil", "cmlc", "cmlt", "amlc", "amlt")}
+        out.append({"model": row, "label": ROW_LABELS.get(row, row), **beat, "acc1": 100 * mean["acc1"],
                     "acc2": 100 * mean["acc2"],
                     "downbeat_f": None if np.isnan(mean["downbeat_f"]) else 100 * mean["downbeat_f"],
-                    "n_clips": len(s)})
+                    "n_clips": len(s), **tempo_fields([c.est_tempo for c in s], [c.ref_tempo for c in s])})
     return out
+
+
+def tempo_fields(est: Iterable[float], ref: Iterable[float]) -> dict[str, Any]:
+    """A row's tempo-error fields from its per-clip tempi (BPM; NaN = no tempo): ``tempo_errors`` (the
+    breakdown of :func:`~rhythmicnet.offline.tempo_ratios.tempo_error_breakdown`, % of clips) and the
+    tempi themselves, ``tempo_est``/``tempo_ref`` (None for NaN), so any subset of the clips can be
+    tabulated again. est (N,), ref (N,)."""
+    e, r = np.asarray(list(est), dtype=float), np.asarray(list(ref), dtype=float)
+
+    def listed(a: np.ndarray) -> list[float | None]:
+        return [round(float(x), 3) if np.isfinite(x) else None for x in a]
+
+    return {"tempo_errors": tempo_error_breakdown(e, r), "tempo_est": listed(e), "tempo_ref": listed(r)}
 
 
 def _nanmean(values: list[float]) -> float:
@@ -188,12 +215,32 @@ def format_table(records: list[dict[str, Any]], data: str | None = None) -> str:
         if r.get("missing"):
             lines.append(f"{ROW_LABELS.get(r['model'], r['model']):<34}  (no weights)")
             continue
-        db = f"{r['downbeat_f']:>7.2f}" if r["downbeat_f"] is not None else f"{'-':>7}"
-        lines.append(f"{r['label']:<34}{r['cmlc']:>7.2f}{r['cmlt']:>7.2f}{r['cemgil']:>7.2f}{r['f_measure']:>7.2f}"
-                     f"{r['amlc']:>7.2f}{r['amlt']:>7.2f}{r['acc1']:>7.2f}{r['acc2']:>7.2f}{db}")
+        lines.append(f"{r['label']:<34}" + "".join(_cell(r[k]) for k in ("cmlc", "cmlt", "cemgil", "f_measure", "amlc",
+                                                                           "amlt", "acc1", "acc2", "downbeat_f")))
     n = next((r["n_clips"] for r in records if not r.get("missing")), 0)
     clips = "clips of 30 s" if data is None else "clips"
     lines.append(f"{n} {clips}; mir_eval defaults; DBN decoding (Viterbi unless 'streaming')")
+    return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    return f"{'-':>7}" if value is None else f"{value:>7.2f}"
+
+
+def format_tempo_table(records: list[dict[str, Any]], title: str | None = None) -> str:
+    """Each row's tempo error 1 - Acc1 and its split by the ratio of the estimated to the true tempo (% of
+    the row's clips; ``offline/tempo_ratios.py``): the eight ratio bins, ``other`` (any other wrong tempo,
+    or none) and ``listed`` (the eight bins together). ``records`` as :func:`evaluate_rows` returns them
+    (any set of clips); ``title`` names the clips."""
+    cols = ("Acc1", "1-Acc1", *RATIO_NAMES, "other", "listed")
+    lines = [f"Tempo errors by ratio, % of clips{f' — {title}' if title else ''} (each ratio within 4 %)",
+             f"{'model':<34}" + "".join(f"{c:>7}" for c in cols)]
+    for r in records:
+        if r.get("missing"):
+            continue
+        t = r["tempo_errors"]
+        lines.append(f"{r['label']:<34}" + "".join(_cell(t[k]) for k in ("acc1", "error", *RATIO_NAMES, "other",
+                                                                            "listed")))
     return "\n".join(lines)
 
 
