@@ -50,6 +50,8 @@ from rhythmicnet.models.midi_messages import DRUM_CHANNEL, INSTRUMENT_CHANNEL  #
 from rhythmicnet.models.note_timing import NoteEvent, bar_onsets, timed_notes
 from rhythmicnet.models.remi import BarNote, DrumBar
 from rhythmicnet.models.weights import WEIGHTS_DIR
+from rhythmicnet.offline.batch_inputs import input_sha256 as content_sha256
+from rhythmicnet.offline.loaded_models import LoadedModels
 from rhythmicnet.offline.pose_estimation import load_input_keypoints
 from rhythmicnet.offline.soundtrack_midi import TempoMap, part_track, soundtrack_file, write_midi
 from rhythmicnet.offline.video2rhythm import RhythmAnalysis, Video2RhythmConfig, analyse
@@ -57,7 +59,7 @@ from rhythmicnet.offline.video_mux import VideoInfo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RenderConfig", "RenderResult", "render", "control_rhythm"]
+__all__ = ["RenderConfig", "RenderResult", "render", "render_request", "control_rhythm"]
 
 SAMPLE_RATE = 48000
 
@@ -119,18 +121,36 @@ def control_rhythm(onsets: np.ndarray, mode: str, seed: int) -> np.ndarray:
 
 # --- the pipeline -----------------------------------------------------------------------------------
 
-def _analyse(seq: KeypointSequence, config: RenderConfig, source: str, graphs: GraphFactory) -> RhythmAnalysis:
+def render_request(config: RenderConfig, input_sha256: str) -> dict[str, Any]:
+    """What decides a clip's outputs, as ``report.json`` records it under ``request``: the input's content
+    (SHA-256) and the settings (``--no-cache`` left out: it changes no output). A batch re-run skips a clip
+    whose report has the same request and whose outputs are all there (see :mod:`.batch`)."""
+    settings = asdict(config)
+    settings.pop("use_cache")
+    # through JSON, so that a request read back from report.json compares equal (tuples become lists)
+    return json.loads(json.dumps({"input_sha256": input_sha256, "settings": settings}))  # type: ignore[no-any-return]
+
+
+def _analyse(seq: KeypointSequence, config: RenderConfig, source: str, graphs: GraphFactory,
+             models: LoadedModels | None) -> RhythmAnalysis:
     lo, hi = config.tempo_range
     if config.tempo is not None:
         lo, hi = 0.98 * config.tempo, 1.02 * config.tempo
     # beat_model None: Video2RhythmConfig's default (net when its weights are in weights_dir, else onset)
-    return analyse(seq, Video2RhythmConfig(beat_model=config.beat_model, min_bpm=lo, max_bpm=hi,
-                                           weights_dir=Path(config.weights_dir)), source=source, graphs=graphs)
+    v2r = Video2RhythmConfig(beat_model=config.beat_model, min_bpm=lo, max_bpm=hi,
+                             weights_dir=Path(config.weights_dir))
+    beat_net = models.beat_net(config.weights_dir, graphs) if models is not None and v2r.beat_model == "net" else None
+    return analyse(seq, v2r, source=source, graphs=graphs, beat_net=beat_net)
 
 
 def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = RenderConfig(), *,
-           progress: bool = True) -> RenderResult:
-    """Run the whole pipeline on one clip and write every output into ``outdir`` (atomically)."""
+           progress: bool = True, models: LoadedModels | None = None,
+           input_sha256: str | None = None) -> RenderResult:
+    """Run the whole pipeline on one clip and write every output into ``outdir`` (atomically).
+
+    ``models``: networks already loaded in this process (a batch worker's, reused for all its clips; the
+    result is the same as with fresh loads). ``input_sha256``: the input's content hash when the caller
+    has it already (:func:`.batch_inputs.input_sha256`); it goes into ``report.json``'s ``request``."""
     from rhythmicnet.models.drum2music import Drum2Music, music_model_name
     from rhythmicnet.models.music_transformer import SamplingConfig as MusicSampling
     from rhythmicnet.models.rhythm2drum import Rhythm2Drum
@@ -141,6 +161,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     path = Path(input_path)
     if not path.exists():  # before the output folder is created
         raise InputError(f"{path}: file not found")
+    sha = input_sha256 or content_sha256(path)
     out = ensure_output_dir(outdir)
     configure_threads()
     graphs = graph_factory(config.backend, config.device)
@@ -156,7 +177,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
         check_decoded_length(path, seq, video_info)
 
     t0 = time.perf_counter()
-    analysis = _analyse(seq, config, str(path), graphs)
+    analysis = _analyse(seq, config, str(path), graphs, models)
     rhythm = analysis.rhythm
     onsets = control_rhythm(rhythm.onsets, config.rhythm, config.seed)
     stages["rhythm"] = time.perf_counter() - t0
@@ -168,7 +189,8 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
     n_bars = len(onset_bars)
 
     t0 = time.perf_counter()
-    r2d = Rhythm2Drum.load(config.weights_dir, graphs=graphs)
+    r2d = (models.rhythm2drum(config.weights_dir, graphs) if models is not None
+           else Rhythm2Drum.load(config.weights_dir, graphs=graphs))
     weights["rhythm2drum"] = _weights_id(r2d.manifest, "rhythm2drum")
     perf = r2d.performer(DrumSampling(seed=config.seed))
     drum_bars = []
@@ -186,9 +208,11 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
 
             raise WeightsError(f"{config.weights_dir}: no Drum2Music weights for {config.instrument} "
                                "(drum2music.json + drum2music.pt); use --instrument none for drums only")
-        d2m = Drum2Music.load(config.weights_dir, config.instrument, program=config.program,
-                              sampling=MusicSampling(temperature=config.temperature, top_k=config.top_k,
-                                                     seed=config.seed), graphs=graphs)
+        music_sampling = MusicSampling(temperature=config.temperature, top_k=config.top_k, seed=config.seed)
+        d2m = (models.drum2music(config.weights_dir, config.instrument, config.program, music_sampling, graphs)
+               if models is not None else Drum2Music.load(config.weights_dir, config.instrument,
+                                                          program=config.program, sampling=music_sampling,
+                                                          graphs=graphs))
         weights["drum2music"] = _weights_id(d2m.manifest, d2m.name)
         program = d2m.program
         d2m.reset()
@@ -247,6 +271,7 @@ def render(input_path: str | Path, outdir: str | Path, config: RenderConfig = Re
                      pad_steps, program, soundfont, drum_notes, inst_notes, rhythm_record(analysis, str(path),
                                                                                           seq.fps))
     record["backend"] = backend_record(graphs)
+    record["request"] = render_request(config, sha)
     record["outputs"]["report"] = "report.json"
     outputs["report"] = write_text_atomic(out / "report.json", json.dumps(record, indent=1) + "\n")
     return RenderResult(record, outputs)

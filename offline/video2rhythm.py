@@ -94,10 +94,13 @@ def joint_speed(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> np
 
 
 def analyse(sequence: KeypointSequence, config: Video2RhythmConfig | None = None,
-            source: str = "input", graphs: GraphFactory | None = None) -> RhythmAnalysis:
+            source: str = "input", graphs: GraphFactory | None = None, *,
+            beat_net: LearnedBeatModel | None = None) -> RhythmAnalysis:
     """Run Video2Rhythm on a whole clip. ``config``: ``Video2RhythmConfig()`` when left out (the beat
     network when its weights are installed, as on the command line). ``source`` names the input in error
-    messages; ``graphs`` is the backend of the beat network (torch by default; ``export.backends.graph_factory``)."""
+    messages; ``graphs`` is the backend of the beat network (torch by default; ``export.backends.graph_factory``).
+    ``beat_net``: the beat network already loaded (a batch worker loads it once for all its clips); left
+    out, it is loaded from ``config.weights_dir``."""
     config = config or Video2RhythmConfig()
     stage: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -112,7 +115,8 @@ def analyse(sequence: KeypointSequence, config: Video2RhythmConfig | None = None
     t0 = time.perf_counter()
     downbeat_act = None
     if config.beat_model == "net":
-        beat_net = LearnedBeatModel.load("full", config.weights_dir, graphs)
+        if beat_net is None:
+            beat_net = LearnedBeatModel.load("full", config.weights_dir, graphs)
         activation, downbeat_act = beat_net.activation(kp, seq.confidence)
     else:
         activation = onset_activation(kp, seq.confidence)
