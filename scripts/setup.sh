@@ -49,6 +49,9 @@ echo "setup: installing rhythmicnet and its Python dependencies"
 # are there and up to date; otherwise they would be exported on first use, ~2 min on 2 cores).
 echo "setup: exporting the models to ONNX (rhythmicnet export)"
 "$VENV/bin/rhythmicnet" export -q
+# Ray, for `rhythmicnet render --ray` (an optional extra; the batch tests run a local Ray instance)
+echo "setup: installing the ray extra (rhythmicnet[ray])"
+"$VPY" -m pip install -q -e ".[ray]"
 "$VPY" - <<'PY'
 import importlib.metadata as md
 import rhythmicnet
