@@ -77,12 +77,15 @@ EVAL_FINGERPRINT: tuple[tuple[object, ...], ...] = (
 #: Seeds of the generalisation sets (issue 16), apart from every other split.
 GENERALISATION_SEED_BASE = 3 * 10**9
 
-#: Generator 2.0 with only the step families kept out of training (``dance_vocabulary.HELDOUT_STEP_FAMILIES``);
-#: everything else is the training distribution, so the score measures the family shift alone. Stepping
-#: sections are common (``step_prob_v2`` 0.8) so that every clip steps in the unseen patterns.
+#: Generator 2.0 with only the step families kept out of training (``dance_vocabulary.HELDOUT_STEP_FAMILIES``),
+#: danced by footwork dancers: the feet carry the beat (steps in 95 % of sections, bounce in 5-25 %) and the
+#: arms move in their own phrases in most sections. Real dancers fail the network this way: it counts their
+#: steps. (A first version with the training mix of styles was too easy to stand in for them: today's
+#: weights scored F 98 on its first clips, so the styles were fixed to footwork before any model trained on
+#: generator 2.0 was evaluated.) Everything else is the training distribution.
 GENERALISATION_CONFIG = dataclasses.replace(
     TRAIN_CONFIG, duration_s=(30.0, 30.0), step_families=tuple((f, 1.0) for f in HELDOUT_STEP_FAMILIES),
-    step_prob_v2=0.8,
+    beat_carriers=(("feet", 1.0),), arm_phrase_prob=0.7,
 )
 
 #: Half time and double time cannot be held out (half time at 120 BPM is the motion of dancing on the beat
@@ -108,23 +111,23 @@ GENERALISATION_SETS: tuple[EvalSetDefinition, ...] = (
 #: Coarse facts of the first clips of each generalisation set (see ``EVAL_FINGERPRINT``), plus their moves.
 GENERALISATION_FINGERPRINT: dict[str, tuple[tuple[object, ...], ...]] = {
     'generalisation-aist': (
-        (1364, 45, 90.1, 45.7, (1920, 1080), ('gesture', 'turn', 'turn'),
-         ('bounce', 'swing1', 'swing4', 'nod', 'syncopation', 'triple', 'quick-quick-slow'), 'feet'),
-        (868, 65, 129.3, 30.0, (1920, 1080), ('off-tempo', 'jerks', 'jerks'),
-         ('accent', 'pump', 'clap', 'punch', 'nod', 'sway', 'twist', 'shrug', 'syncopation', 'jump', 'jack',
-         'triple', 'six-over-eight', 'arm-phrase'), 'torso'),
-        (1470, 54, 108.2, 50.0, (1280, 720), ('idle',),
-         ('bounce-double', 'accent', 'swing2', 'pump', 'nod', 'shrug', 'syncopation', 'triple'), 'head'),
+        (1364, 45, 90.1, 45.7, (1280, 720), ('jerks', 'off-tempo', 'jerks'),
+         ('bounce', 'accent', 'swing1', 'nod', 'chest', 'triple', 'quick-quick-slow'), 'feet'),
+        (868, 65, 129.3, 30.0, (1280, 720), ('gesture', 'jerks', 'wave', 'drift'),
+         ('accent', 'pump', 'clap', 'punch', 'twist', 'triple', 'six-over-eight', 'skip', 'arm-phrase'), 'feet'),
+        (1470, 54, 108.2, 50.0, (1280, 720), ('wave', 'gesture', 'turn', 'turn'),
+         ('bounce', 'accent', 'pump', 'nod', 'shrug', 'syncopation', 'triple', 'quick-quick-slow', 'skip',
+         'arm-phrase'), 'feet'),
     ),
     'generalisation-loguniform': (
-        (1045, 81, 162.1, 35.05, (720, 1280), ('gesture', 'turn'),
-         ('bounce', 'bounce-half', 'accent', 'swing1', 'swing4', 'punch', 'nod', 'twist', 'shrug', 'syncopation',
-         'jack', 'quick-quick-slow', 'six-over-eight', 'skip', 'arm-phrase'), 'feet'),
-        (1781, 44, 88.9, 60.0, (640, 480), ('turn', 'turn'),
-         ('accent', 'nod', 'sway', 'twist', 'triple', 'arm-phrase'), 'head'),
-        (888, 83, 166.1, 30.0, (720, 1280), ('turn', 'turn', 'gesture'),
-         ('bounce', 'bounce-half', 'accent', 'swing4', 'pump', 'clap', 'nod', 'sway', 'chest', 'syncopation',
-         'triple', 'quick-quick-slow', 'six-over-eight', 'arm-phrase'), 'hips'),
+        (1045, 81, 162.1, 35.05, (1920, 1080), ('gesture',),
+         ('bounce', 'accent', 'pump', 'punch', 'nod', 'shrug', 'syncopation', 'jump', 'jack', 'quick-quick-slow',
+         'six-over-eight', 'skip', 'arm-phrase'), 'feet'),
+        (1781, 44, 88.9, 60.0, (640, 480), ('jerks', 'wave', 'off-tempo', 'turn'),
+         ('accent', 'swing2', 'pump', 'nod', 'twist', 'jump', 'triple', 'arm-phrase'), 'feet'),
+        (888, 83, 166.1, 30.0, (640, 480), ('off-tempo', 'idle', 'jerks'),
+         ('bounce', 'accent', 'swing2', 'pump', 'punch', 'twist', 'chest', 'syncopation', 'jack', 'triple',
+         'quick-quick-slow', 'six-over-eight', 'skip', 'arm-phrase'), 'feet'),
     ),
     'half-double-time': (
         (875, 56, 112.0, 30.0, (640, 480), ('jerks', 'gesture', 'turn'),

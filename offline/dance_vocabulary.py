@@ -105,6 +105,9 @@ def draw_style(rng: np.random.Generator, carriers: tuple[tuple[str, float], ...]
         probs["bounce_prob"] = float(rng.uniform(0.2, 0.45))
         key = {"arms": "arm_prob", "head": "head_prob", "torso": "torso_prob", "feet": "step_prob"}[carrier]
         probs[key] = 0.95
+    if carrier == "feet":  # footwork: the steps are the main motion; the upper body mostly rides along
+        probs["bounce_prob"] = float(rng.uniform(0.05, 0.25))
+        probs["head_prob"], probs["torso_prob"] = 0.25, 0.25
     lo = float(rng.uniform(0.6, 1.5))
     return DancerStyle(carrier=carrier, sharpness=(lo, lo + float(rng.uniform(0.5, 2.0))), **probs)
 
@@ -137,7 +140,8 @@ def step_channels(rng: np.random.Generator, psi: np.ndarray, events: list[tuple[
         return out
     lift_h = height * float(rng.uniform(0.02, 0.06)) * amp
     stride = height * float(rng.uniform(0.04, 0.12)) * amp
-    dip = height * float(rng.uniform(0.006, 0.02)) * amp
+    # a real weight transfer: the knees flex on each landing, as deep as a bounce (2-6 cm at 1.75 m)
+    dip = height * float(rng.uniform(0.012, 0.035)) * amp
     dip_lag = float(rng.uniform(0.06, 0.16))  # beats from landing to the lowest hips
     # per landing: which foot, where it lands (x: side, z: forward; a small box the feet wander in)
     foot = int(rng.integers(0, 2))
