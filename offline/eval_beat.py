@@ -18,6 +18,11 @@ Tempo errors by ratio (:func:`format_tempo_table`, ``tempo_errors`` in each row'
 1 - Acc1 split by the ratio of the estimated to the true clip tempo into x1/3, 1/2, 2/3, 3/4, 4/3, 3/2,
 2, 3 (each within 4 %) and "other" (``offline/tempo_ratios.py``), as % of the clips; each row's per-clip
 tempi are kept (``tempo_est``/``tempo_ref``, BPM) so any subset can be tabulated again.
+
+Tempo-only rows (:data:`TEMPO_ROWS`): the peer baseline danceir (``offline/danceir_baseline.py``, an
+optional extra) gives a clip tempo, no beats: only Acc1, Acc2 and the ratio breakdown, scored against the
+same reference tempo (median inter-beat interval of the trimmed reference beats); ``danceir`` at 30 fps,
+``danceir_60`` on the same keypoints resampled to 60 fps.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from rhythmicnet.models.skeleton import normalize_clip
 from rhythmicnet.models.weights import WEIGHTS_DIR
 from rhythmicnet.offline.beat_datasets import LabelledClip
 from rhythmicnet.offline.beat_eval_set import EVAL_SET, eval_clips
+from rhythmicnet.offline.danceir_baseline import INSTALL_HINT, danceir_available, danceir_tempo
 from rhythmicnet.offline.synthetic_dancer import SyntheticDance
 from rhythmicnet.offline.tempo_ratios import RATIO_NAMES, tempo_error_breakdown
 from rhythmicnet.offline.train_beat import clip_activations
@@ -67,9 +73,12 @@ ROW_LABELS = {
     "full_causal": "full causal (Viterbi)",
     "full_causal_streaming": f"full causal (streaming, {DEFAULT_LAG / MODEL_FPS:g} s lag)",
     "full_causal_filter": "full causal (streaming, filter)",
+    "danceir": "danceir (tempo only, 30 fps)", "danceir_60": "danceir (tempo only, 60 fps)",
 }
 #: rows that decode the full causal model's activation with a streaming tracker instead of Viterbi
 STREAMING_ROWS = ("full_causal_streaming", "full_causal_filter")
+#: rows that give a clip tempo and no beats (the danceir peer baseline), with the keypoint rate each runs at
+TEMPO_ROWS = {"danceir": MODEL_FPS, "danceir_60": 60.0}
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,7 @@ class ClipScore:
     acc2: float
     downbeat_f: float
     ref_tempo: float = float("nan")  #: BPM, from the trimmed reference beats
-    est_tempo: float = float("nan")  #: BPM, from the trimmed estimated beats
+    est_tempo: float = float("nan")  #: BPM, from the trimmed estimated beats (or a tempo-only row's tempo)
 
 
 def _tempo(beats: np.ndarray) -> float:
@@ -115,6 +124,15 @@ def tempo_accuracy(ref_tempo: float, est_tempo: float) -> tuple[float, float]:
     return acc1, acc2
 
 
+def score_tempo_only(ref: np.ndarray, est_tempo: float) -> ClipScore:
+    """A tempo-only row's clip score: Acc1/Acc2 of ``est_tempo`` (BPM) against the tempo of the trimmed
+    reference beats ref (B,) s; the beat metrics are NaN."""
+    tr = _tempo(mir_eval.beat.trim_beats(np.asarray(ref, float)))
+    acc1, acc2 = tempo_accuracy(tr, float(est_tempo))
+    nan = float("nan")
+    return ClipScore(nan, nan, nan, nan, nan, nan, acc1, acc2, nan, tr, float(est_tempo))
+
+
 def base_model(row: str) -> str:
     """The weights a row's activation comes from (``beat_<base>.pt``; ``onset`` has none)."""
     return "full_causal" if row in STREAMING_ROWS else row
@@ -136,13 +154,16 @@ Activation = Callable[[PreparedClip, Any], tuple[np.ndarray, np.ndarray | None]]
 def evaluate_rows(rows: Iterable[str], weights_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, n_clips: int | None = None,
                   progress: bool = True, clips: Iterable[SyntheticDance | LabelledClip] | None = None,
                   ) -> list[dict[str, Any]]:
-    """Score each row on the held-out set; rows whose weights are missing are skipped (logged in 'missing')."""
+    """Score each row on the held-out set; rows whose weights (or, for danceir, package) are missing are
+    skipped (logged in 'missing', with a 'reason')."""
     rows = list(rows)
     models: dict[str, torch.nn.Module] = {}
     for row in rows:
         base = base_model(row)
-        if base != "onset" and base not in models and (Path(weights_dir) / f"beat_{base}.json").exists():
+        if (base != "onset" and row not in TEMPO_ROWS and base not in models
+                and (Path(weights_dir) / f"beat_{base}.json").exists()):
             models[base] = load_beat_model(base, weights_dir)
+    have_danceir = any(row in TEMPO_ROWS for row in rows) and danceir_available()
     scores: dict[str, list[ClipScore]] = {r: [] for r in rows}
     # the frozen synthetic held-out set unless other labelled clips are given (their test split)
     clips = list(eval_clips(n_clips)) if clips is None else list(clips)[:n_clips]
@@ -153,6 +174,10 @@ def evaluate_rows(rows: Iterable[str], weights_dir: str | os.PathLike[str] = WEI
         cache: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         for row in rows:
             base = base_model(row)
+            if row in TEMPO_ROWS:
+                if have_danceir:
+                    scores[row].append(score_tempo_only(clip.beats, danceir_tempo(dance.sequence, TEMPO_ROWS[row])))
+                continue
             if base == "onset":
                 seq = prepare_for_model(dance.sequence)
                 act, down = onset_activation(normalize_clip(seq.keypoints, seq.confidence), seq.confidence), None
@@ -173,10 +198,14 @@ def evaluate_rows(rows: Iterable[str], weights_dir: str | os.PathLike[str] = WEI
     for row in rows:
         s = scores[row]
         if not s:
-            out.append({"model": row, "missing": True})
+            reason = INSTALL_HINT if row in TEMPO_ROWS else f"no weights beat_{base_model(row)}.pt"
+            out.append({"model": row, "missing": True, "reason": reason})
             continue
         mean = {k: _nanmean([getattr(c, k) for c in s]) for k in ClipScore.__dataclass_fields__}
-        beat = {k: 100 * mean[k] for k in ("f_measure", "cemgil", "cmlc", "cmlt", "amlc", "amlt")}
+        if row in TEMPO_ROWS:  # no beats: the beat metrics are None
+            beat = dict.fromkeys(("f_measure", "cemgil", "cmlc", "cmlt", "amlc", "amlt"))
+        else:
+            beat = {k: 100 * mean[k] for k in ("f_measure", "cemgil", "cmlc", "cmlt", "amlc", "amlt")}
         out.append({"model": row, "label": ROW_LABELS.get(row, row), **beat, "acc1": 100 * mean["acc1"],
                     "acc2": 100 * mean["acc2"],
                     "downbeat_f": None if np.isnan(mean["downbeat_f"]) else 100 * mean["downbeat_f"],
@@ -213,7 +242,7 @@ def format_table(records: list[dict[str, Any]], data: str | None = None) -> str:
         lines.append(f"{name:<34}{cmlc:>7.2f}{cmlt:>7.2f}{cem:>7.2f}{f:>7.2f}")
     for r in records:
         if r.get("missing"):
-            lines.append(f"{ROW_LABELS.get(r['model'], r['model']):<34}  (no weights)")
+            lines.append(f"{ROW_LABELS.get(r['model'], r['model']):<34}  ({r.get('reason', 'no weights')})")
             continue
         lines.append(f"{r['label']:<34}" + "".join(_cell(r[k]) for k in ("cmlc", "cmlt", "cemgil", "f_measure", "amlc",
                                                                            "amlt", "acc1", "acc2", "downbeat_f")))

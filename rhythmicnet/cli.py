@@ -262,15 +262,16 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     b = models.add_parser("beat", help="beat networks and baselines on the held-out synthetic set (Table 1)",
                           description="Table 1 on the frozen held-out synthetic dancers: mir_eval F, Cemgil, CMLc, "
                                       "CMLt, AMLc, AMLt, tempo Acc1/Acc2 and downbeat F for the onset and TCN "
-                                      "baselines, the ablation rows, and the full offline and causal models; "
-                                      "then each row's tempo error 1 - Acc1 split by the ratio of its tempo to "
-                                      "the true one (x1/3 ... x3, other).")
+                                      "baselines, the ablation rows, the full offline and causal models and "
+                                      "the danceir tempo baseline; then each row's tempo error 1 - Acc1 split by "
+                                      "the ratio of its tempo to the true one (x1/3 ... x3, other).")
     b.add_argument("--weights", type=Path, default=None, metavar="DIR",
                    help="folder with the beat_<row>.pt/.json files (default: the shipped models/weights)")
     b.add_argument("--rows", nargs="+", default=None, metavar="ROW",
                    help="rows to score (default: all): onset tcn tf stgcn stgcn_tf stgcn_tf_ssm stgcn_tf_relattn "
                         "full full_causal full_causal_streaming (fixed-lag tracker) full_causal_filter (forward "
-                        "filter)")
+                        "filter) danceir danceir_60 (the danceir peer baseline, tempo only, on keypoints at 30 or "
+                        "60 fps; needs the [eval] extra)")
     b.add_argument("--clips", type=int, default=None, help="score only the first N held-out clips (default: all 200)")
     b.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows to this JSON file")
     b.add_argument("--data", default="synth", metavar="synth|aist|DIR",
@@ -288,13 +289,14 @@ def _run_eval_beat(args: argparse.Namespace) -> int:
     from rhythmicnet.offline.eval_beat import (
         LEARNED_ROWS,
         STREAMING_ROWS,
+        TEMPO_ROWS,
         evaluate_rows,
         format_table,
         format_tempo_table,
         write_json,
     )
 
-    rows = args.rows or ["onset", *LEARNED_ROWS, *STREAMING_ROWS]
+    rows = args.rows or ["onset", *LEARNED_ROWS, *STREAMING_ROWS, *TEMPO_ROWS]
     if args.json:
         ensure_output_file(args.json)
     clips, data = None, None

@@ -3,8 +3,8 @@
 #   1. system packages, when missing: ffmpeg, libfluidsynth3, a General MIDI SoundFont (FluidR3_GM, MIT),
 #      jackd2 (a real MIDI server for the MIDI tests), python3-venv;
 #   2. a virtual environment in .venv (override with RHYTHMICNET_VENV) with the project installed
-#      editable, its test extras included. Without an NVIDIA GPU, the CPU build of torch 2.13.0 goes in
-#      first (a bare `torch` requirement would pull a multi-GB CUDA build).
+#      editable, its test and eval (the danceir baseline) extras included. Without an NVIDIA GPU, the CPU
+#      build of torch 2.13.0 goes in first (a bare `torch` requirement would pull a multi-GB CUDA build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,7 +44,7 @@ if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
 fi
 
 echo "setup: installing rhythmicnet and its Python dependencies"
-"$VPY" -m pip install -q -e ".[test]"
+"$VPY" -m pip install -q -e ".[test,eval]"
 # The ONNX graphs of the shipped models, into the user cache that --backend onnx reads (skipped when they
 # are there and up to date; otherwise they would be exported on first use, ~2 min on 2 cores).
 echo "setup: exporting the models to ONNX (rhythmicnet export)"
