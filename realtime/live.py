@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rhythmicnet.realtime.inputs import InputFrame, event_loop_policy
+from rhythmicnet.realtime.process_priority import release_frame_loop_core, reserve_frame_loop_core
 
 __all__ = ["LiveOptions", "run_live"]
 
@@ -45,6 +46,8 @@ class LiveOptions:
     tempo_range: tuple[float, float] = (60.0, 180.0)
     clock: bool = True
     quiet: bool = False
+    #: the frame loop gets a core to itself, pose / decoding / planning the others (2+ cores, Linux)
+    reserve_core: bool = True
 
 
 class _Loop:
@@ -211,10 +214,16 @@ def run_live(opts: LiveOptions) -> dict[str, Any]:
     """Run until the input ends, ``duration`` passes or Ctrl-C; returns the stats (also written to --stats)."""
     asyncio.set_event_loop_policy(event_loop_policy())
     stats: dict[str, Any] = {}
+    # before any worker starts: the pose and planner processes and the decoder thread move off this core
+    core = reserve_frame_loop_core() if opts.reserve_core else None
     try:
         stats = asyncio.run(_run(opts))
+        if stats:
+            stats["frame_loop_core"] = core
     finally:
         asyncio.set_event_loop_policy(None)
+        if core is not None:
+            release_frame_loop_core()
         if opts.stats and stats:
             from rhythmicnet.fileio import write_text_atomic
 

@@ -1,9 +1,17 @@
-"""Lower the scheduling priority of the live path's background work (pose, video decoding, bar planning).
+"""Keep the live frame loop on time: background work (pose, video decoding, bar planning) yields to it.
 
 The frame loop needs a few milliseconds a frame, on time; pose (~20-30 ms a frame), decoding a large video
-and planning a bar (a whole bar of time) can yield to it. On Linux the priority is per thread and threads
-created afterwards inherit it (a decoder's or an inference library's worker threads); elsewhere the whole
-process is lowered.
+and planning a bar (a whole bar of time) can wait. Two tools:
+
+* :func:`lower_priority`: a background thread (or process) runs at nice +5. On Linux the priority is per
+  thread and threads created afterwards inherit it (a decoder's or an inference library's worker
+  threads); elsewhere the whole process is lowered.
+* :func:`reserve_frame_loop_core`: on a machine with two or more cores, the frame loop's thread gets one
+  core to itself and every thread that calls :func:`lower_priority` afterwards (in this process or in a
+  process it spawns: the choice travels in the environment) moves to the other cores. A lower nice value
+  alone still lets a waking frame wait behind a running pose step for part of a scheduler slice; with its
+  own core it only shares with the little it spawned itself (the MIDI poller, the pose pipe's waiting
+  thread). Linux only (``os.sched_setaffinity``); elsewhere a no-op.
 """
 
 from __future__ import annotations
@@ -12,14 +20,47 @@ import os
 import sys
 import threading
 
-__all__ = ["BACKGROUND_NICE", "lower_priority"]
+__all__ = ["BACKGROUND_NICE", "lower_priority", "reserve_frame_loop_core"]
 
 #: The nice value added to background work.
 BACKGROUND_NICE = 5
+#: Environment variables that carry the reservation to spawned processes: the frame loop's core and the
+#: cores the process could use before it.
+_CORE_ENV, _CPUS_ENV = "RHYTHMICNET_FRAME_LOOP_CORE", "RHYTHMICNET_CPUS"
+
+
+def reserve_frame_loop_core() -> int | None:
+    """Pin the calling thread (the frame loop) to one core and leave the others to background work; returns
+    the core, or None where there is no second core or no affinity API (nothing changes then)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            return None
+        core = cpus[-1]  # not CPU 0, which usually takes more of the machine's interrupts
+        os.sched_setaffinity(threading.get_native_id(), {core})
+    except OSError:
+        return None
+    os.environ[_CORE_ENV] = str(core)
+    os.environ[_CPUS_ENV] = ",".join(map(str, cpus))
+    return core
+
+
+def release_frame_loop_core() -> None:
+    """Undo :func:`reserve_frame_loop_core` for the calling thread (it may use every core again)."""
+    cpus = os.environ.pop(_CPUS_ENV, None)
+    os.environ.pop(_CORE_ENV, None)
+    if cpus and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(threading.get_native_id(), {int(c) for c in cpus.split(",")})
+        except OSError:
+            pass
 
 
 def lower_priority(nice: int = BACKGROUND_NICE) -> None:
-    """Lower the calling thread's (Linux) or process's priority by ``nice``; a no-op where not possible."""
+    """Lower the calling thread's (Linux) or process's priority by ``nice`` and, when the frame loop has
+    reserved a core, move the thread off it; a no-op where not possible."""
     try:
         if sys.platform.startswith("linux"):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
@@ -27,3 +68,11 @@ def lower_priority(nice: int = BACKGROUND_NICE) -> None:
             os.nice(nice)
     except (OSError, AttributeError):
         pass
+    core, cpus = os.environ.get(_CORE_ENV), os.environ.get(_CPUS_ENV)
+    if core is not None and cpus and hasattr(os, "sched_setaffinity"):
+        others = {int(c) for c in cpus.split(",")} - {int(core)}
+        try:
+            if others:
+                os.sched_setaffinity(threading.get_native_id(), others)
+        except (OSError, ValueError):
+            pass

@@ -55,6 +55,9 @@ def add_live_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tempo-range", type=_tempo_range, default=(60.0, 180.0), metavar="MIN-MAX",
                    help="the tempi (BPM) the beat tracker may choose (default: 60-180)")
     p.add_argument("--no-clock", action="store_true", help="do not send MIDI clock and Start/Stop")
+    p.add_argument("--share-cores", action="store_true",
+                   help="let the frame loop share every core with pose and planning (default: on a machine with "
+                        "2+ cores it gets one to itself, for steadier timing)")
     add_backend_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no status line")
     p.set_defaults(func=_run_live)
@@ -85,7 +88,8 @@ def _run_live(args: argparse.Namespace) -> int:
                        temperature=args.temperature, backend=args.backend,
                        stats=str(args.stats) if args.stats else None,
                        record=str(args.record) if args.record else None, latency_offset_ms=args.latency_offset,
-                       tempo_range=args.tempo_range, clock=not args.no_clock, quiet=args.quiet)
+                       tempo_range=args.tempo_range, clock=not args.no_clock, quiet=args.quiet,
+                       reserve_core=not args.share_cores)
     stats = run_live(opts)
     if not args.quiet:
         print(f"live: {stats.get('frames')} frames, {stats.get('notes_sent')} notes, {stats.get('late_events')} late "
