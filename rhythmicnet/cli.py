@@ -278,6 +278,11 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                    help="what to score: 'synth' = the frozen synthetic held-out set (default), 'aist' = the test "
                         "split of --aist-dir, or a folder of keypoint files with beats.csv (its test split)")
     _add_real_data_args(b, "test", keypoints_dir=False)
+    b.add_argument("--generalisation", action="store_true",
+                   help="also the generalisation test (issue 16): the rows on the frozen sets that step only in "
+                        "step-pattern families left out of training (100 clips on AIST tempi, 100 log-uniform "
+                        "60-180 BPM) and on 100 half/double-time clips: F, AMLt, Acc1, Acc2 and 1 - Acc1 by "
+                        "ratio; --clips N takes the first N of each set")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_run_eval_beat)
     cli_music.add_eval_music(models)
@@ -315,6 +320,14 @@ def _run_eval_beat(args: argparse.Namespace) -> int:
     print(format_table(records, data))
     print()
     print(format_tempo_table(records, data))
+    if args.generalisation:
+        from rhythmicnet.offline.eval_generalisation import evaluate_generalisation, format_generalisation
+
+        general = evaluate_generalisation(rows, args.weights or WEIGHTS_DIR, n_clips=args.clips,
+                                          progress=not args.quiet)
+        print()
+        print(format_generalisation(general))
+        records = [*records, *({**r, "set": name} for name, rs in general.items() for r in rs)]
     if args.json:
         write_json(args.json, records)
     return 0
