@@ -266,7 +266,11 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
                  "window_frames": config.window_frames, "clip_seconds": config.clip_seconds,
                  "normalisation": "running (tau 3 s, causal)" if config.causal else "clip-level",
                  "real_clips": len(real), "real_sources": {"aist_dir": config.aist_dir, "music_dir": config.music_dir,
-                                                           "keypoints_dir": config.keypoints_dir}},
+                                                           "keypoints_dir": config.keypoints_dir},
+                 # unlabelled real motion (e.g. motion capture) may only ever serve realism or self-supervision,
+                 # never as made-up beat labels; this trainer uses none
+                 "unlabelled_real_motion": "none",
+                 "init_from": config.init_from},
         "training": {**asdict(config), "steps_run": step, "seconds": round(elapsed(), 1), **hardware_record(device)},
         "validation_f": best_f,
         "history": history,
