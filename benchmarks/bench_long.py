@@ -9,11 +9,14 @@ resident set size every 20 ms; the parent reads the child's peak RSS from ``wait
 while it ran; then the goals: peak <= 2 GB at every length, the longest clip's time <= 70x the
 1-minute time per minute ratio (linear), and every output written (MIDI, WAV, video, report, plot).
 
-Measured (issue 17; 2 shared CPU cores, load average 5-6, one thread, piano): peak RSS 0.56 / 0.59 /
-0.75 GB at 1 / 10 / 60 min (before: 1.95 GB at 10 min, the WAVs' whole arrays; the beat net alone had
-needed ~25 GB at 10 min); the 60-minute render took 1415 s, 71.9x the 1-minute time of the same run
-(19.7 s, at a quieter moment) and 56.8x a 1-minute run under the same load (24.9 s); the video stage
-(skeleton drawing + H.264, 0.25x real time at both lengths) is 63 % of it. Every output was written.
+Measured (issue 17; 2 shared CPU cores, one thread, piano): peak RSS 0.56 / 0.59 / 0.75 GB at 1 / 10 / 60 min
+(before: 1.95 GB at 10 min, the WAVs' whole arrays; the beat net alone had needed ~25 GB at 10 min). Time,
+``--minutes 1 60 --bracket`` pinned to one core (``taskset -c 0``) while other jobs loaded the machine
+(load average ~10): CPU time 20.7 s and 27.8 s for the two 1-minute renders, 1175.6 s for the 60-minute one:
+48.5x their mean (56.8x the lower). Wall time is no measure under such load (the two 1-minute renders took
+18.5 s and 176.8 s); an earlier run on a quieter machine gave 1415 s for 60 minutes, 71.9x a 1-minute run
+made at a quieter moment and 56.8x one under the same load. The video stage (skeleton drawing + H.264) is
+most of it. Every output was written at every length.
 
 Run: ``python benchmarks/bench_long.py [--minutes 1 10 60] [--bracket] [--instrument piano|guitar|none]
 [--work DIR] [--json FILE]``. ``--bracket`` renders the shortest clip again at the end and takes the mean
