@@ -3,7 +3,8 @@ clock (the design notes' "Live timing").
 
 :class:`Scheduler` keeps pending events in time order. An event is added with :meth:`~Scheduler.schedule`
 (an absolute time on the clock) and may be re-anchored with :meth:`~Scheduler.retime` (the beat estimate
-moved) until ``freeze_s`` (50 ms) before it is due; after that its time is fixed. :meth:`~Scheduler.poll`
+moved), given a new message with :meth:`~Scheduler.update` (a note's velocity) or dropped with
+:meth:`~Scheduler.cancel` until ``freeze_s`` (50 ms) before it is due; after that it is fixed. :meth:`~Scheduler.poll`
 sends everything due by ``now``. An event scheduled for a time already past is a fault: it is counted in
 ``late_events`` and sent at once (the benchmark keeps that figure at 0). :meth:`~Scheduler.stop` drops what
 is pending and silences the sink (every held note released, All Notes Off), as does any stop.
@@ -90,6 +91,23 @@ class Scheduler:
         new = _Event(at, ev.seq, ev.message)
         heapq.heappush(self._heap, new)
         self._by_id[ev.seq] = new
+        return True
+
+    def update(self, event_id: int, message: mido.Message) -> bool:
+        """Replace a pending event's message (a note's velocity changed); refused (False) once frozen."""
+        ev = self._by_id.get(event_id)
+        if ev is None or ev.cancelled or ev.time - self.clock.now() < self.freeze_s:
+            return False
+        ev.message = message
+        return True
+
+    def cancel(self, event_id: int) -> bool:
+        """Drop a pending event; refused (False) once frozen or sent."""
+        ev = self._by_id.get(event_id)
+        if ev is None or ev.cancelled or ev.time - self.clock.now() < self.freeze_s:
+            return False
+        ev.cancelled = True
+        del self._by_id[event_id]
         return True
 
     def next_time(self) -> float | None:

@@ -26,7 +26,7 @@ def play_simulated(engine: LiveEngine, clock: SimulatedClock, sequence: Keypoint
             clock.advance(POLL_S)
             engine.poll()
         engine.on_frame(f.capture_time, f.keypoints, f.confidence, clock.now())
-    for _ in range(int(round(tail_s / POLL_S))):
+    for _ in range(int(round(tail_s / POLL_S))):  # the input has ended: what is planned plays out
         clock.advance(POLL_S)
-        engine.poll()
+        engine.poll(keep_going=False)
     engine.stop()
