@@ -45,6 +45,8 @@ EVAL_CONFIG = dataclasses.replace(
     yaw_deg=(60.0, 80.0),
     jump_prob=0.0,  # the set as frozen with generator 1.0 (jumps came in 1.1; the real clips check them)
     dance_vocabulary=1,  # ... and without generator 2.0's vocabulary (the generalisation set has it)
+    observation_model=1,  # ... and generator 1.x's observation: white noise, confidences around 0.9, no flips
+    noise_frac=(0.0005, 0.005),
 )
 
 

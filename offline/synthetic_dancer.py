@@ -68,6 +68,17 @@ How a clip is made
    image at confidence 0, a stretch with no person in some clips, and dropped frames (missing rows:
    ``times`` always carry the true times). ``times[0] == 0``.
 
+   Observation model 2 (``observation_model=2``, the training default; the held-out set keeps 1) is
+   fitted to mediapipe on the real example clips (``offline/pose_noise.py`` measures both;
+   ``scripts/measure_pose_noise.py`` prints real and synthetic side by side): confidences like
+   mediapipe's visibility (head and torso 0.99-1.0, limbs mostly 0.9-1.0 with dips of about a second,
+   far-side limbs lower); jitter that is temporally correlated (an Ornstein-Uhlenbeck process, 0.15 s)
+   rather than white, per clip 0.3-2.2 % of the figure's height for the head (log-uniform), 1.5 / 1.4 /
+   2x that for the torso / arms / legs and up to 1.6x at low confidence; and whole-body left/right
+   flips (the estimator takes the dancer to face the other way: every left joint exchanged with its
+   right one) in 40 % of clips, 10-80 a minute, 0.025-0.2 s each. Its draws come from their own
+   stream (``[seed, 0x5D4C, 5]``), and it makes the same draws from the main stream as model 1.
+
 The strongest beat cue is the vertical motion of the hips (most sections bounce); arms, head,
 torso and steps carry it in others. ``beat_targets`` (``models/clip_preparation.py``) turns the
 labels into per-frame training targets at the model rate. ``render_preview`` draws a clip with beat
@@ -175,11 +186,23 @@ class DancerConfig:
     idle_dance_gain: tuple[float, float] = (0.0, 0.15)  #: ... during ``idle``
     off_tempo_dance_gain: tuple[float, float] = (0.0, 0.3)  #: ... during ``off-tempo``
     background_drift: tuple[float, float] = (0.0, 1.0)  #: scale of the always-on slow drift
-    noise_frac: tuple[float, float] = (0.0005, 0.005)  #: keypoint noise sigma over the figure's pixel height
+    noise_frac: tuple[float, float] = (0.0, 0.001)  #: white keypoint noise sigma over the figure's pixel height
     outlier_prob: tuple[float, float] = (0.0, 0.002)  #: per joint and frame: a wrong detection
     joint_drop_prob: tuple[float, float] = (0.0, 0.004)  #: per joint and frame: start of a 1-10 frame dropout
     frame_drop_prob: tuple[float, float] = (0.0, 0.03)  #: per frame: the frame is missing
     person_lost_share: float = 0.1  #: share of clips with one 0.1-0.8 s stretch of no person
+    #: 1: generator 1.x's observation (white noise ``noise_frac``, confidences around 0.9); 2: fitted to
+    #: mediapipe on the real example clips (``offline/pose_noise.py``, ``scripts/measure_pose_noise.py``):
+    #: mediapipe-like confidences, temporally correlated jitter and left/right flips, drawn from their
+    #: own stream (``noise_frac`` then only adds a small white floor)
+    observation_model: int = 2
+    jitter_frac: tuple[float, float] = (0.003, 0.022)  #: model 2: head jitter sigma / figure height (log-uniform)
+    jitter_time_s: float = 0.15  #: model 2: the jitter's time constant (Ornstein-Uhlenbeck), seconds
+    jitter_group_scale: tuple[float, float, float, float] = (1.0, 1.5, 1.4, 2.0)  #: model 2: head, torso, arms, legs
+    jitter_conf_gain: float = 0.6  #: model 2: jitter x (1 + gain min(1, (1 - confidence) / 0.1))
+    flip_share: float = 0.4  #: model 2: share of clips where the pose estimator flips left and right at times
+    flip_rate_per_min: tuple[float, float] = (10.0, 80.0)  #: model 2: flips per minute in those clips (log-uniform)
+    flip_duration_s: tuple[float, float] = (0.025, 0.2)  #: model 2: length of a flip (log-uniform; >= 1 frame)
     #: 1: generator 1.x's moves only (steps on the beat); 2: generator 2.0's vocabulary as well (step
     #: patterns off the beat, arm phrases, travel and turns while dancing, a per-dancer style that sets
     #: ``bounce_prob`` / ``step_prob`` / ``arm_prob`` / ``head_prob`` / ``torso_prob`` per clip)
@@ -211,6 +234,8 @@ class DancerConfig:
             raise ValueError(f"DancerConfig.step_families: unknown families {sorted(unknown)}")
         if self.dance_vocabulary not in (1, 2):
             raise ValueError("DancerConfig.dance_vocabulary must be 1 or 2")
+        if self.observation_model not in (1, 2):
+            raise ValueError("DancerConfig.observation_model must be 1 or 2")
 
 
 @dataclass(frozen=True)
@@ -909,6 +934,8 @@ def _project(world: np.ndarray, cam: Camera, pos: np.ndarray, rows: np.ndarray, 
 
 _LEFT_JOINTS = np.array([1, 3, 5, 7, 9, 11, 13, 15])
 _RIGHT_JOINTS = np.array([2, 4, 6, 8, 10, 12, 14, 16])
+_FLIP_INDEX = np.arange(NUM_JOINTS)  # joint j of a left/right-flipped frame shows joint _FLIP_INDEX[j]
+_FLIP_INDEX[_LEFT_JOINTS], _FLIP_INDEX[_RIGHT_JOINTS] = _RIGHT_JOINTS, _LEFT_JOINTS
 
 
 def _frame_times(cfg: DancerConfig, rng: np.random.Generator, duration: float) -> tuple[float, np.ndarray, int]:
@@ -999,7 +1026,7 @@ def generate_clip(config: DancerConfig | None = None, seed: int = 0) -> Syntheti
                                                    -1)
     world = _forward_kinematics(ch, root, body)
     px = _project(world, cam, cam_pos, rows, shake)
-    kp, conf = _observe(cfg, rng, px, world, cam, cam_pos, t)
+    kp, conf = _observe(cfg, rng, px, world, cam, cam_pos, t, np.random.default_rng([int(seed), 0x5D4C, 5]))
 
     inside = (grid >= 0.0) & (grid <= t[-1] + 0.5 / fps)
     beats = grid[inside]
@@ -1024,9 +1051,93 @@ def generate_clip(config: DancerConfig | None = None, seed: int = 0) -> Syntheti
     return SyntheticDance(seq, beats, downbeats, tempo, meta)
 
 
+#: Observation model 2's joint groups (COCO-17 indices): head, torso, arms, legs.
+_OBS_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1, 2, 3, 4), (5, 6, 11, 12), (7, 8, 9, 10), (13, 14, 15, 16))
+#: Observation model 2's confidences, per joint group (mediapipe's landmark visibility on the real example
+#: clips: head and torso 0.99-1.0; wrists, elbows, knees and ankles mostly 0.9-1.0 with dips lasting about a
+#: second, down to 0.05 on a limb the light or the body hides): the confidence's logit is a per-clip level
+#: (uniform over the range) plus a per-clip spread times an Ornstein-Uhlenbeck process with the time constant.
+_CONF_LOGIT: tuple[tuple[tuple[float, float], tuple[float, float], float], ...] = (
+    ((5.5, 7.5), (0.5, 1.0), 0.05), ((5.5, 7.5), (0.5, 1.0), 0.05), ((3.0, 5.0), (3.0, 5.5), 0.6),
+    ((3.0, 4.0), (1.0, 2.5), 0.2),
+)  # fmt: skip
+_FAR_LIMB_LOGIT = 3.0  #: model 2: logit lost by the limbs on the far side of the body (seen side-on)
+
+
+def _log_u(rng: np.random.Generator, r: tuple[float, float]) -> float:
+    """Log-uniform over ``r`` (uniform when its low end is not positive)."""
+    if r[1] > r[0] > 0:
+        return float(np.exp(rng.uniform(math.log(r[0]), math.log(r[1]))))
+    return _u(rng, r)
+
+
+def _ou(rng: np.random.Generator, t: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Unit-variance stationary Ornstein-Uhlenbeck processes sampled at the times ``t`` (T,), one per time
+    constant in ``tau`` (C,) seconds (0: white). Shape (T, C)."""
+    from scipy.signal import lfilter
+
+    e = rng.standard_normal((len(t), len(tau)))
+    tau = np.maximum(np.asarray(tau, np.float64), 1e-9)
+    out = np.empty_like(e)
+    out[0] = e[0]
+    if len(t) < 2:
+        return out
+    dt = np.diff(t)
+    cuts = np.flatnonzero(np.abs(np.diff(dt)) > 1e-9) + 1  # runs of equal frame steps
+    if len(cuts) > len(t) // 4:  # irregular frame times: the recursion frame by frame
+        rho = np.exp(-dt[:, None] / tau[None, :])  # (T - 1, C)
+        q = np.sqrt(1.0 - rho * rho)
+        for k in range(1, len(t)):
+            out[k] = rho[k - 1] * out[k - 1] + q[k - 1] * e[k]
+        return out
+    for a, b in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(dt)]]).tolist(), strict=True):
+        for tc in np.unique(tau):  # a constant coefficient over the run: a first-order linear filter
+            cols = np.flatnonzero(tau == tc)
+            rho = math.exp(-float(dt[a]) / float(tc))
+            out[a + 1 : b + 1, cols] = lfilter([1.0], [1.0, -rho], math.sqrt(1.0 - rho * rho) * e[a + 1 : b + 1, cols],
+                                               axis=0, zi=rho * out[a : a + 1, cols])[0]
+    return out
+
+
+def _observe_v2(cfg: DancerConfig, orng: np.random.Generator, t: np.ndarray, side: np.ndarray,
+                person_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observation model 2's draws, all from ``orng``: confidences (T, 17), jitter in pixels (T, 17, 2) for
+    the confidence-free level (the caller scales it by the confidence) and flipped frames (T,) bool."""
+    t_len = len(t)
+    group = np.zeros(NUM_JOINTS, np.intp)
+    for g, joints in enumerate(_OBS_GROUPS):
+        group[list(joints)] = g
+    level = np.array([_u(orng, lv) for lv, _, _ in _CONF_LOGIT])[group]  # (17,)
+    spread = np.array([_u(orng, sp) for _, sp, _ in _CONF_LOGIT])[group]
+    tau_c = np.array([tc for _, _, tc in _CONF_LOGIT])[group]
+    sigma = _log_u(orng, cfg.jitter_frac) * np.asarray(cfg.jitter_group_scale, np.float64)[group] * person_px
+    z = _ou(orng, t, np.concatenate([tau_c, np.full(2 * NUM_JOINTS, cfg.jitter_time_s)]))  # (T, 17 + 34)
+    logit = level + spread * z[:, :NUM_JOINTS]
+    limbs = np.zeros(NUM_JOINTS, bool)
+    limbs[list(_OBS_GROUPS[2] + _OBS_GROUPS[3])] = True
+    far_r, far_l = np.clip(side, 0, 1)[:, None], np.clip(-side, 0, 1)[:, None]  # side > 0: the left is seen
+    logit[:, _RIGHT_JOINTS[limbs[_RIGHT_JOINTS]]] -= _FAR_LIMB_LOGIT * far_r
+    logit[:, _LEFT_JOINTS[limbs[_LEFT_JOINTS]]] -= _FAR_LIMB_LOGIT * far_l
+    conf = 1.0 / (1.0 + np.exp(-logit))
+    jitter = z[:, NUM_JOINTS:].reshape(t_len, NUM_JOINTS, 2) * sigma[None, :, None]
+    flipped = np.zeros(t_len, bool)
+    if orng.random() < cfg.flip_share and t_len > 1:
+        rate = _log_u(orng, cfg.flip_rate_per_min) / 60.0
+        for _ in range(int(orng.poisson(rate * t[-1]))):
+            a, d = float(orng.uniform(0.0, t[-1])), _log_u(orng, cfg.flip_duration_s)
+            first = min(int(np.searchsorted(t, a)), t_len - 1)
+            flipped[first : max(first + 1, int(np.searchsorted(t, a + d)))] = True
+    return conf, jitter, flipped
+
+
 def _observe(cfg: DancerConfig, rng: np.random.Generator, px: np.ndarray, world: np.ndarray, cam: Camera,
-             cam_pos: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Noise, confidences, self-occlusion, dropouts, outliers and the image border."""
+             cam_pos: np.ndarray, t: np.ndarray, orng: np.random.Generator | None = None,
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Noise, confidences, self-occlusion, left/right flips, dropouts, outliers and the image border.
+
+    ``orng``: observation model 2's own stream; model 2 makes the same draws from ``rng`` as model 1, so
+    nothing drawn after them moves.
+    """
     t_len = px.shape[0]
     w, h = cam.image_size
     person_px = cam.focal_px * 1.0  # pixels per metre at the target distance ...
@@ -1037,9 +1148,21 @@ def _observe(cfg: DancerConfig, rng: np.random.Generator, px: np.ndarray, world:
     left_axis = _normalise(world[:, 5] - world[:, 6])
     to_cam = _normalise(cam_pos[None] - 0.5 * (world[:, 11] + world[:, 12]))
     s = np.sum(left_axis * to_cam, axis=-1)  # > 0: the camera sees the dancer's left side
-    conf[:, _RIGHT_JOINTS] *= (1.0 - 0.35 * np.clip(s, 0, 1))[:, None]
-    conf[:, _LEFT_JOINTS] *= (1.0 - 0.35 * np.clip(-s, 0, 1))[:, None]
+    v2 = None
+    if cfg.observation_model >= 2:
+        if orng is None:
+            raise ValueError("observation model 2 needs its own random stream")
+        v2 = _observe_v2(cfg, orng, t, s, person_px)
+        conf = v2[0]
+    else:
+        conf[:, _RIGHT_JOINTS] *= (1.0 - 0.35 * np.clip(s, 0, 1))[:, None]
+        conf[:, _LEFT_JOINTS] *= (1.0 - 0.35 * np.clip(-s, 0, 1))[:, None]
     noisy = px + rng.normal(0.0, 1.0, px.shape) * sigma * (1.0 + 2.0 * (1.0 - conf))[..., None]
+    if v2 is not None:
+        _, jitter, flipped = v2
+        noisy += jitter * (1.0 + cfg.jitter_conf_gain * np.minimum(1.0, (1.0 - conf) / 0.1))[..., None]
+        for arr in (noisy, conf):  # the estimator took the dancer to face the other way: left and right exchanged
+            arr[flipped] = arr[flipped][:, _FLIP_INDEX]
     out = rng.random((t_len, NUM_JOINTS)) < _u(rng, cfg.outlier_prob)
     if out.any():
         noisy[out] += rng.normal(0.0, 0.08 * person_px, (int(out.sum()), 2))

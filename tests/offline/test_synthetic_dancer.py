@@ -37,7 +37,7 @@ BOUNCE_ONLY = dataclasses.replace(
     TRAIN_CONFIG, distractor_share=(0.0, 0.0), syncopation_prob=0.0, rate_change_prob=0.0, bounce_prob=1.0,
     jump_prob=0.0, dance_vocabulary=1,
     timing_jitter_s=(0.010, 0.010), dancer_offset_s=(0.0, 0.0), noise_frac=(0.0, 0.0), outlier_prob=(0.0, 0.0),
-    joint_drop_prob=(0.0, 0.0), frame_drop_prob=(0.0, 0.0), person_lost_share=0.0,
+    joint_drop_prob=(0.0, 0.0), frame_drop_prob=(0.0, 0.0), person_lost_share=0.0, observation_model=1,
 )
 
 
@@ -162,7 +162,8 @@ def test_kinematic_offsets_peak_on_beats_at_the_model_rate():
     """Default choreography (all moves, no distractors): joint accelerations concentrate on the beat
     phase; without jumps the hips are lowest on it (a jump's hips bottom out after its landing, which
     ``test_jumps_land_on_the_labelled_beats_and_the_hips_bottom_out_after`` checks)."""
-    cfg = dataclasses.replace(TRAIN_CONFIG, distractor_share=(0.0, 0.0), noise_frac=(0.0, 0.0), outlier_prob=(0.0, 0.0))
+    cfg = dataclasses.replace(TRAIN_CONFIG, distractor_share=(0.0, 0.0), noise_frac=(0.0, 0.0), outlier_prob=(0.0, 0.0),
+                              observation_model=1)  # the choreography's own accelerations, without pose noise
     energy, count = np.zeros(16), np.zeros(16)
     hip_fold, hip_count = np.zeros(16), np.zeros(16)
     for seed in range(10):

@@ -91,10 +91,11 @@ def test_live_video_loop_into_a_virtual_port(jack_server: None, tmp_path: Path) 
 
 def test_ctrl_c_mid_run_leaves_no_hanging_note(jack_server: None, tmp_path: Path) -> None:
     from rhythmicnet.offline.keypoint_io import save_keypoints
-    from rhythmicnet.offline.synthetic_dancer import generate_clip
+    from rhythmicnet.offline.synthetic_dancer import DancerConfig, generate_clip
 
     kp = tmp_path / "dancer.npz"
-    save_keypoints(kp, generate_clip(seed=8).sequence)
+    # generator 1.x's pose noise: the shipped weights were trained on it
+    save_keypoints(kp, generate_clip(DancerConfig(observation_model=1, noise_frac=(0.0005, 0.005)), seed=8).sequence)
     proc, inp = _start(["--keypoints", str(kp)],
                        "RhythmicNet")
     got: list[mido.Message] = []
