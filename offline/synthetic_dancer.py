@@ -115,7 +115,9 @@ from rhythmicnet.offline.dance_vocabulary import (
 
 #: 1.1 added the jump moves; a config with ``jump_prob=0`` (the held-out set's) gives the 1.0 clips,
 #: unchanged to the byte, because the jump draws come after all others and only when ``jump_prob > 0``.
-#: 2.0 added the dance vocabulary (``dance_vocabulary.py``); ``dance_vocabulary=1`` gives the 1.1 clips.
+#: 2.0 added the dance vocabulary (``dance_vocabulary.py``) and observation model 2 (mediapipe-like noise,
+#: confidences and left/right flips, fitted by ``pose_noise.py``); ``dance_vocabulary=1`` with
+#: ``observation_model=1`` gives the 1.1 clips.
 GENERATOR_VERSION = "2.0"
 
 #: The AIST++ music tempi (shared/data/aist_music_tempo/aist_music_bpm.csv, 60 pieces) as (bpm, count):

@@ -19,6 +19,7 @@ STEADY_BOUNCE = DancerConfig(
     distractor_share=(0.0, 0.0), yaw_deg=(0.0, 10.0), fps=(30.0, 30.0), common_fps_share=1.0,
     irregular_times_share=0.0, frame_drop_prob=(0.0, 0.0), joint_drop_prob=(0.0, 0.0), outlier_prob=(0.0, 0.0),
     person_lost_share=0.0,
+    dance_vocabulary=1, observation_model=1,  # generator 1.x's moves and noise: only the bounce moves
 )
 
 
