@@ -26,12 +26,14 @@ __all__ = ["InputFrame", "KeypointReplay", "event_loop_policy"]
 @dataclass(frozen=True)
 class InputFrame:
     """One frame: ``capture_time`` (clock s, stamped at capture), ``arrival_time`` (when its keypoints are
-    available: capture + pose latency), keypoints (17, 2) px, confidence (17,)."""
+    available: capture + pose latency), keypoints (17, 2) px, confidence (17,), and the camera image
+    (H, W, 3) BGR the keypoints are in, where there is one (for ``--preview``)."""
 
     capture_time: float
     arrival_time: float
     keypoints: np.ndarray
     confidence: np.ndarray
+    image: np.ndarray | None = None
 
 
 class KeypointReplay:

@@ -2,6 +2,8 @@
 polls the scheduler every millisecond on the loop's monotonic clock, and on any stop (end, ``--duration``,
 an error, Ctrl-C) sends MIDI Stop and all-notes-off, and writes the stats file and the ``--record`` file.
 Bars are planned (Rhythm2Drum, Drum2Music) in their own process (:class:`~.bar_planner.ProcessPlanner`).
+The performer's side (OSC in and out, Ableton Link, the preview window, tap/lock/hold, the start/stop
+gesture, the count-in, the drum map) runs on the same loop (:mod:`.performer_io`, :mod:`.engine`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,15 @@ class LiveOptions:
     quiet: bool = False
     #: the frame loop gets a core to itself, pose / decoding / planning the others (2+ cores, Linux)
     reserve_core: bool = True
+    osc_port: int | None = None  # OSC in: keypoints (the input when no other is given) and controls
+    osc_host: str = "127.0.0.1"
+    osc_image_size: tuple[int, int] | None = None
+    osc_out: tuple[str, int] | None = None
+    link: bool = False
+    count_in: bool = False
+    gesture: bool = False
+    drum_map: str = "gm"  # a shipped map's name or a JSON file
+    preview: bool = False
 
 
 class _Loop:
@@ -67,7 +78,11 @@ class _InputCounters:
     pose_ms: list[float] | None = None
 
 
-async def _frames(opts: LiveOptions, counters: _InputCounters) -> AsyncIterator[InputFrame]:
+async def _frames(opts: LiveOptions, counters: _InputCounters, performer: Any) -> AsyncIterator[InputFrame]:
+    if performer.opts.osc_frames:  # keypoints over OSC: until --duration, Ctrl-C or the preview's Q
+        async for f in performer.osc_in.stream(opts.duration, performer.quit):
+            yield f
+        return
     if opts.keypoints is not None:
         from rhythmicnet.offline.keypoint_io import load_keypoints
         from rhythmicnet.realtime.inputs import KeypointReplay
@@ -115,14 +130,20 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
     from rhythmicnet.models.beat_model import load_beat_model
     from rhythmicnet.models.keypoints import MODEL_FPS
     from rhythmicnet.models.live_rhythm import LiveRhythm
-    from rhythmicnet.models.midi_messages import INSTRUMENT_CHANNEL, program_change
+    from rhythmicnet.models.midi_messages import load_drum_map, program_change
+    from rhythmicnet.models.pose_gesture import ArmsUpGesture
     from rhythmicnet.realtime.bar_planner import PlannerOptions, ProcessPlanner
     from rhythmicnet.realtime.engine import LiveEngine
     from rhythmicnet.realtime.midi_clock import MidiClock
     from rhythmicnet.realtime.midi_out import MidiPortSink, MidiSink
     from rhythmicnet.realtime.midi_record import RecordingSink
+    from rhythmicnet.realtime.performer_io import PerformerIO, PerformerOptions, median_or_none
     from rhythmicnet.realtime.scheduler import Scheduler
 
+    try:
+        drum_map = load_drum_map(opts.drum_map)
+    except ValueError as e:
+        raise InputError(f"--drum-map {e}") from None
     configure_threads()
     graphs = graph_factory(opts.backend)
     loop = asyncio.get_running_loop()
@@ -138,18 +159,31 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
     rhythm = LiveRhythm(load_beat_model("full_causal"), graphs=graphs,
                         tracker=BeatTrackerConfig(fps=MODEL_FPS, min_bpm=lo, max_bpm=hi))
     engine = LiveEngine(rhythm, planner, scheduler, latency_offset_s=opts.latency_offset_ms / 1000.0,
-                        clock=MidiClock() if opts.clock else None)
+                        clock=MidiClock() if opts.clock else None, drum_map=drum_map, count_in=opts.count_in,
+                        gesture=ArmsUpGesture() if opts.gesture else None, events=opts.osc_out is not None)
     if planner.program is not None:
-        sink.send(program_change(INSTRUMENT_CHANNEL, planner.program))
+        sink.send(program_change(drum_map.instrument_channel, planner.program))
     frame_ms: list[float] = []
     t_start = loop.time()
     stop = asyncio.Event()
+    osc_frames = opts.osc_port is not None and not (opts.video or opts.keypoints or opts.camera is not None)
+    performer = PerformerIO(PerformerOptions(opts.osc_port, opts.osc_host, opts.osc_image_size, osc_frames,
+                                             opts.pose_latency_ms / 1000, opts.osc_out, opts.link, opts.preview),
+                            engine, t_start)
+    try:
+        await performer.open()
+    except BaseException:
+        performer.close()
+        planner.close()
+        sink.close()
+        raise
 
     async def poller() -> None:
         # wake at the next event (at least every 5 ms, for the MIDI clock's planning), not every ms:
         # events go out on time and an idle loop costs little CPU
         while not stop.is_set():
             engine.poll()
+            performer.poll(loop.time())
             nxt = scheduler.next_time()
             delay = POLL_MAX_S if nxt is None else min(POLL_MAX_S, max(0.0, nxt - loop.time()))
             await asyncio.sleep(delay)
@@ -158,27 +192,31 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
     counters = _InputCounters()
     last_status = 0.0
     try:
-        async for f in _frames(opts, counters):
-            if opts.duration is not None and loop.time() - t_start > opts.duration:
+        async for f in _frames(opts, counters, performer):
+            if opts.duration is not None and loop.time() - t_start > opts.duration or performer.quit.is_set():
                 break
             counters.frames += 1
             t0 = time.perf_counter()
             engine.on_frame(f.capture_time, f.keypoints, f.confidence, loop.time())
             frame_ms.append((time.perf_counter() - t0) * 1000)
+            react = engine.stats.capture_to_send_ms[-20:]
+            performer.frame(f, loop.time(), median_or_none(frame_ms[-300:]), median_or_none(react),
+                            scheduler.late_events)
             if not opts.quiet and loop.time() - last_status > 0.5:
                 last_status = loop.time()
-                tempo = 60.0 / engine.period if engine.origin is not None else float("nan")
-                bar = (int((loop.time() - engine.origin) / engine.period / 4) if engine.origin is not None
-                       and loop.time() >= engine.origin else -1)
-                react = engine.stats.capture_to_send_ms[-20:]
+                st = engine.status(loop.time())
+                tempo = st.tempo_bpm if st.tempo_bpm is not None else float("nan")
+                bar = st.bar if st.bar is not None and st.bar >= 0 else -1
                 react_s = f"{np.median(react):4.0f} ms" if react else "   - ms"
-                print(f"\rtempo {tempo:6.1f} BPM  bar {bar:4d}  frame {np.median(frame_ms[-300:]):5.1f} ms  "
-                      f"move->MIDI {react_s}  late {scheduler.late_events}  sent {scheduler.sent}", end="",
-                      file=sys.stderr, flush=True)
+                print(f"\rtempo {tempo:6.1f} BPM  bar {bar:4d}  {st.state:8s} {st.mode:6s}  frame "
+                      f"{np.median(frame_ms[-300:]):5.1f} ms  move->MIDI {react_s}  late {scheduler.late_events}  "
+                      f"sent {scheduler.sent}", end="", file=sys.stderr, flush=True)
     finally:
         stop.set()
         await poll_task
         engine.stop()
+        performer.poll(loop.time())  # the last events due
+        performer.close()
         sink.close()
         if not opts.quiet:
             print(file=sys.stderr)
@@ -207,6 +245,13 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
         "latency_offset_ms": opts.latency_offset_ms,
         "warmup_beats": engine.warmup_beats,
         "backend": opts.backend,
+        "muted_notes": engine.stats.muted,
+        "taps": engine.stats.taps,
+        "gestures": engine.stats.gestures,
+        "dancer_left": engine.stats.departures,
+        "tempo_mode": engine.mode,
+        "drum_map": drum_map.name,
+        **performer.stats(),
     }
 
 

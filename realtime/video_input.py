@@ -216,7 +216,7 @@ class VideoSource:
                     return
                 stamp, frame = item
                 kp, conf = await loop.run_in_executor(None, pose.estimate, frame, stamp)
-                yield InputFrame(stamp, loop.time(), kp, conf)
+                yield InputFrame(stamp, loop.time(), kp, conf, frame)
         finally:
             self._stop.set()
             thread.join(2.0)

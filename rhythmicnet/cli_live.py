@@ -58,9 +58,49 @@ def add_live_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--share-cores", action="store_true",
                    help="let the frame loop share every core with pose and planning (default: on a machine with "
                         "2+ cores it gets one to itself, for steadier timing)")
+    perf = p.add_argument_group("performer", "OSC, Ableton Link, tempo control, gestures, preview, DAW routing")
+    perf.add_argument("--osc-port", type=int, default=None, metavar="P",
+                      help="listen for OSC on UDP port P: keypoints (the input when no --video/--camera/--keypoints "
+                           "is given): /pose t x1 y1 c1 ... x17 y17 c17 (t: seconds on the sender's clock, COCO-17 "
+                           "order, pixels or normalised with --osc-image-size) or /mediapipe/pose (mediapipe-osc "
+                           "bridge: count, then x y z visibility x 33, normalised); controls: /rhythmicnet/tap, "
+                           "/lock, /hold, /release, /startstop. Bad, out-of-order and late packets are dropped and "
+                           "counted (osc_dropped in --stats); --pose-latency is the sender's capture-to-send delay")
+    perf.add_argument("--osc-host", default="127.0.0.1", metavar="HOST",
+                      help="address the OSC port listens on (default: 127.0.0.1; 0.0.0.0 for other machines)")
+    perf.add_argument("--osc-image-size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                      help="/pose coordinates are normalised to [0, 1]: scale them by W x H pixels (also the "
+                           "size /mediapipe/pose is scaled to; default for it 640 480)")
+    perf.add_argument("--osc-out", type=_host_port, default=None, metavar="HOST:PORT",
+                      help="send OSC when things happen: /rhythmicnet/beat (index, time), /rhythmicnet/bar, "
+                           "/rhythmicnet/tempo, /rhythmicnet/style (bar, 16 steps), /rhythmicnet/mode")
+    perf.add_argument("--link", action="store_true",
+                      help="publish tempo and beat phase to an Ableton Link session (needs the optional, "
+                           "GPL-3.0-or-later aalink package: pip install 'rhythmicnet[link]')")
+    perf.add_argument("--count-in", action="store_true",
+                      help="one bar of clicks before bar 1 (and before every restart); MIDI clock Start on bar 1")
+    perf.add_argument("--gesture", action="store_true",
+                      help="hands-free start/stop: both wrists above the head for 1 s stops the music at the next "
+                           "bar, the same again starts it (not fired by jumping jacks' half-second arms-up)")
+    perf.add_argument("--drum-map", default="gm", metavar="NAME|FILE",
+                      help="drum notes and channels: gm (General MIDI, channel 10; default), drum-rack (one class "
+                           "per pad from C1 = 36: an Ableton Drum Rack's 4x4 layout), or a JSON file (see README)")
+    perf.add_argument("--preview", action="store_true",
+                      help="an OpenCV window: frame, skeleton, beat flash, tempo, bar, latency, tempo mode; keys: "
+                           "space tap, L lock, H hold, R release, S start/stop, Q quit (without a display: one "
+                           "line, and the run goes on)")
     add_backend_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no status line")
     p.set_defaults(func=_run_live)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    from rhythmicnet.realtime.osc_out import parse_host_port
+
+    try:
+        return parse_host_port(text)
+    except Exception as e:  # noqa: BLE001 - argparse turns it into a one-line usage error
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _run_live(args: argparse.Namespace) -> int:
@@ -71,8 +111,23 @@ def _run_live(args: argparse.Namespace) -> int:
         for name in list_output_ports(args.midi_api):
             print(name)
         return 0
-    if args.video is None and args.camera is None and args.keypoints is None:
-        raise InputError("live needs an input: --video FILE, --camera N or --keypoints FILE")
+    if args.video is None and args.camera is None and args.keypoints is None and args.osc_port is None:
+        raise InputError("live needs an input: --video FILE, --camera N, --keypoints FILE or --osc-port P")
+    if args.osc_port is not None and not 0 < args.osc_port < 65536:
+        raise InputError(f"--osc-port {args.osc_port}: give a UDP port 1-65535")
+    if args.osc_image_size is not None and min(args.osc_image_size) <= 0:
+        raise InputError("--osc-image-size: width and height must be positive")
+    from rhythmicnet.models.midi_messages import load_drum_map
+
+    try:
+        load_drum_map(args.drum_map)
+    except ValueError as e:
+        raise InputError(f"--drum-map {e}") from None
+    if args.link:
+        import importlib.util
+
+        if importlib.util.find_spec("aalink") is None:
+            raise InputError("--link needs the aalink package: pip install 'rhythmicnet[link]' (GPL-3.0-or-later)")
     for path in (args.video, args.keypoints):
         if path is not None and not path.is_file():
             raise InputError(f"{path}: file not found")
@@ -89,7 +144,10 @@ def _run_live(args: argparse.Namespace) -> int:
                        stats=str(args.stats) if args.stats else None,
                        record=str(args.record) if args.record else None, latency_offset_ms=args.latency_offset,
                        tempo_range=args.tempo_range, clock=not args.no_clock, quiet=args.quiet,
-                       reserve_core=not args.share_cores)
+                       reserve_core=not args.share_cores, osc_port=args.osc_port, osc_host=args.osc_host,
+                       osc_image_size=tuple(args.osc_image_size) if args.osc_image_size else None,
+                       osc_out=args.osc_out, link=args.link, count_in=args.count_in, gesture=args.gesture,
+                       drum_map=args.drum_map, preview=args.preview)
     stats = run_live(opts)
     if not args.quiet:
         print(f"live: {stats.get('frames')} frames, {stats.get('notes_sent')} notes, {stats.get('late_events')} late "

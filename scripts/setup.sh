@@ -52,6 +52,10 @@ echo "setup: exporting the models to ONNX (rhythmicnet export)"
 # Ray, for `rhythmicnet render --ray` (an optional extra; the batch tests run a local Ray instance)
 echo "setup: installing the ray extra (rhythmicnet[ray])"
 "$VPY" -m pip install -q -e ".[ray]"
+# Ableton Link, for `rhythmicnet live --link` (aalink: GPL-3.0-or-later, an optional extra imported only with
+# --link; the Link test runs two peers in one process over the loopback interface)
+echo "setup: installing the link extra (rhythmicnet[link])"
+"$VPY" -m pip install -q -e ".[link]"
 "$VPY" - <<'PY'
 import importlib.metadata as md
 import rhythmicnet
