@@ -12,9 +12,10 @@ A clip that fails (missing, corrupt, no person, no steady beat, a dead worker) i
 one-line error; the others go on. At the end, one summary is printed and written atomically to
 ``OUTDIR/batch.json``: per clip its status, error, duration, tempo, notes and stage seconds; in total
 the clips done, skipped and failed, the wall time, the throughput (seconds of video rendered per
-wall-clock second) and the CPU utilisation (CPU seconds of this process and its workers / (cores x
-wall time)). Ctrl-C stops the workers cleanly, writes ``batch.json`` with the clips not finished as
-failed ("interrupted"), and raises KeyboardInterrupt on (status 130).
+wall-clock second) and the CPU utilisation: CPU seconds of this process and its workers (with their
+ffmpeg children; a Ray batch counts its tasks') / (cores x wall time). Ctrl-C stops the workers
+cleanly, writes ``batch.json`` with the clips not finished as failed ("interrupted"), and raises
+KeyboardInterrupt on (status 130).
 
 Exit status (:func:`exit_status`): 0 when every clip was done or skipped, 1 when some failed; problems
 before any clip can run (no inputs found, an unwritable OUTDIR, Ray unreachable) are one-line errors
@@ -115,7 +116,7 @@ def run_batch(clips: list[Path], outdir: str | Path, config: RenderConfig, *, jo
     out = ensure_output_dir(outdir)
     t_start = time.perf_counter()
     cpu_self0 = _cpu_seconds(resource.RUSAGE_SELF)
-    cpu_children0 = _cpu_seconds(resource.RUSAGE_CHILDREN)
+    workers_cpu = 0.0
     cluster = None
     if ray is not None:
         from rhythmicnet.offline.batch_ray import connect
@@ -168,7 +169,7 @@ def run_batch(clips: list[Path], outdir: str | Path, config: RenderConfig, *, jo
             else:
                 from rhythmicnet.offline.batch_pool import run_local
 
-                run_local(tasks, jobs, on_outcome)
+                workers_cpu = run_local(tasks, jobs, on_outcome)
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -179,13 +180,13 @@ def run_batch(clips: list[Path], outdir: str | Path, config: RenderConfig, *, jo
                 e.update(status="failed", error=f"{e['input']}: interrupted before it finished")
         wall = time.perf_counter() - t_start
         cpu = _cpu_seconds(resource.RUSAGE_SELF) - cpu_self0
-        if cluster is not None:  # Ray's workers are not this process's children: each clip counts its own
+        if cluster is not None:  # Ray's workers outlive the batch: each clip counts its own CPU
             cpu += sum(e.get("cpu_seconds") or 0.0 for e in entries)
             cores = cluster.cpus
             runner: dict[str, Any] = {"kind": "ray", "address": cluster.address or "local", "cpus": cluster.cpus}
             cluster.close()
         else:
-            cpu += _cpu_seconds(resource.RUSAGE_CHILDREN) - cpu_children0
+            cpu += workers_cpu  # as each worker reports it (they are children of the fork server)
             cores = available_cores()
             runner = {"kind": "local", "jobs": min(jobs, max(1, len(tasks)))}
         summary = _summary(entries, runner, config, force, notes or [], interrupted, wall, cpu, cores)

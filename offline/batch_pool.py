@@ -1,10 +1,12 @@
 """Worker processes on this machine for a batch (``rhythmicnet render --jobs N``).
 
-``run_local(tasks, jobs, on_outcome)`` starts ``min(jobs, len(tasks))`` worker processes (``spawn``:
-fresh interpreters, never a fork of a parent that has threads), each with
-:data:`~.batch_worker.THREAD_ENV` in its environment, and hands each one clip at a time over its own
-pipe; a worker renders with :func:`~.batch_worker.render_clip` and keeps its loaded models for its
-next clip.
+``run_local(tasks, jobs, on_outcome)`` starts ``min(jobs, len(tasks))`` worker processes and hands
+each one clip at a time over its own pipe; a worker renders with :func:`~.batch_worker.render_clip`
+and keeps its loaded models for its next clip. Workers are forked from multiprocessing's fork server,
+a fresh single-threaded interpreter started with :data:`~.batch_worker.THREAD_ENV` in its environment
+that imports the pipeline once (:data:`PRELOAD`), so that a worker starts at once instead of importing
+torch, OpenCV and mediapipe anew (``spawn`` where there is no fork server). The parent itself is never
+forked (it may have threads).
 
 Why not ``concurrent.futures.ProcessPoolExecutor`` or ``multiprocessing.Pool``: when a worker dies
 (killed, out of memory), the first breaks every running clip with it and the second waits forever for
@@ -26,6 +28,7 @@ import multiprocessing as mp
 import os
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
@@ -37,10 +40,36 @@ __all__ = ["STOP_TIMEOUT_S", "run_local"]
 
 #: Seconds a worker has to exit after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 20.0
+#: Modules the fork server imports once for every worker it forks: imports that start no thread (the
+#: fork server must stay single-threaded to fork safely; onnxruntime starts one when imported, so each
+#: worker imports it on its first clip) and load no model.
+PRELOAD = ["rhythmicnet.offline.batch_worker", "rhythmicnet.offline.render", "rhythmicnet.offline.rhythm_report",
+           "rhythmicnet.offline.audio_stream", "rhythmicnet.offline.video_mux", "rhythmicnet.models.rhythm2drum",
+           "rhythmicnet.models.drum2music", "rhythmicnet.export.onnx_export", "matplotlib.pyplot", "mediapipe"]
+
+
+def _context() -> Any:
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)  # no effect when this process's fork server already runs
+        return ctx
+    return mp.get_context("spawn")
+
+
+_STOPPING = False  # in a worker: the parent has sent SIGTERM
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
+    global _STOPPING
+    _STOPPING = True
     raise KeyboardInterrupt()
+
+
+def _process_cpu_seconds() -> float:
+    import resource
+
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
 def _worker_main(conn: Connection) -> None:
@@ -59,9 +88,13 @@ def _worker_main(conn: Connection) -> None:
                 task = conn.recv()
             except (EOFError, OSError):  # the parent is gone
                 return
-            if task is None:
+            if task is None:  # done: say how much CPU this worker used (it is no child of the parent's)
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    conn.send({"worker_cpu_seconds": _process_cpu_seconds()})
                 return
             outcome = render_clip(task)
+            if _STOPPING:  # stopped mid-clip, even if the interrupt surfaced as another error (an
+                return  # extension module interrupted while it imports raises ImportError)
             try:
                 conn.send(outcome)
             except (BrokenPipeError, OSError):
@@ -71,9 +104,12 @@ def _worker_main(conn: Connection) -> None:
 
 
 @contextlib.contextmanager
-def _worker_start_env() -> Iterator[None]:
-    """While a worker starts: THREAD_ENV in the environment it inherits, and SIGINT ignored so that a
-    Ctrl-C during its start-up never reaches it (an ignored signal stays ignored in the new interpreter)."""
+def _launch_env() -> Iterator[None]:
+    """While a new interpreter is launched (the fork server, or a spawned worker): THREAD_ENV in the
+    environment it inherits, and SIGINT ignored, which it keeps for life (an ignored signal stays ignored
+    across exec, and Python leaves it so), so that a Ctrl-C in the terminal never reaches it: the parent
+    stops the workers itself. Only the launch is covered: a Ctrl-C while the parent then waits for the
+    fork server's imports interrupts the parent as usual."""
     saved = {k: os.environ.get(k) for k in THREAD_ENV}
     os.environ.update(THREAD_ENV)
     main = threading.current_thread() is threading.main_thread()
@@ -90,13 +126,23 @@ def _worker_start_env() -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _ensure_fork_server(ctx: Any) -> None:
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        with _launch_env():
+            forkserver.ensure_running()  # launches it (if not running) and returns; it imports PRELOAD then
+
+
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         self.conn, child = ctx.Pipe()
-        with _worker_start_env():
-            self.process = ctx.Process(target=_worker_main, args=(child,), name="rhythmicnet-render-worker",
-                                       daemon=True)
-            self.process.start()
+        self.process = ctx.Process(target=_worker_main, args=(child,), name="rhythmicnet-render-worker", daemon=True)
+        if ctx.get_start_method() == "forkserver":
+            self.process.start()  # a fork of the fork server: its environment and ignored SIGINT
+        else:
+            with _launch_env():
+                self.process.start()
         child.close()
         self.task: dict[str, Any] | None = None
 
@@ -123,14 +169,16 @@ class _Worker:
 
 
 def run_local(tasks: Sequence[dict[str, Any]], jobs: int,
-              on_outcome: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
+              on_outcome: Callable[[dict[str, Any], dict[str, Any]], None]) -> float:
     """Render ``tasks`` on ``jobs`` worker processes; ``on_outcome(task, outcome)`` is called in this
-    process as each clip ends (see :func:`~.batch_worker.render_clip` for the outcome). Returns once every
-    worker has exited (so their CPU time counts in this process's ``RUSAGE_CHILDREN``)."""
-    ctx = mp.get_context("spawn")
+    process as each clip ends (see :func:`~.batch_worker.render_clip` for the outcome). Returns, once
+    every worker has exited, the CPU seconds the workers used (with their children, e.g. ffmpeg), as
+    each reports it when it stops (a worker that died is not counted)."""
+    ctx = _context()
     pending = deque(tasks)
     workers: list[_Worker] = []
     try:
+        _ensure_fork_server(ctx)
         for _ in range(min(max(1, jobs), len(pending))):
             w = _Worker(ctx)
             workers.append(w)
@@ -164,24 +212,36 @@ def run_local(tasks: Sequence[dict[str, Any]], jobs: int,
                     w.give(pending.popleft())
                 else:
                     w.stop()
+        cpu = 0.0
         for w in workers:
             w.stop()
+            with contextlib.suppress(EOFError, OSError):
+                if w.conn.poll(STOP_TIMEOUT_S):
+                    cpu += float(w.conn.recv().get("worker_cpu_seconds", 0.0))
             w.process.join()
+            w.conn.close()
+        return cpu
     except BaseException:  # Ctrl-C, SIGTERM, or a failure here: stop every worker cleanly
         _stop_all(workers)
         raise
 
 
 def _stop_all(workers: list[_Worker]) -> None:
+    """SIGTERM to every worker, and its pipe closed (an idle worker then sees the end of it and exits);
+    a worker still there after STOP_TIMEOUT_S is killed; then the temporary files of unfinished clips
+    are removed."""
     for w in workers:
-        if w.process.is_alive() and w.process.pid is not None:
+        if w.process.pid is not None and w.process.is_alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(w.process.pid, signal.SIGTERM)
+        w.conn.close()
+    deadline = time.monotonic() + STOP_TIMEOUT_S
     for w in workers:
-        w.process.join(STOP_TIMEOUT_S)
+        if w.process.pid is None:  # its start was interrupted: it sees its pipe closed and exits
+            continue
+        w.process.join(max(0.0, deadline - time.monotonic()))
         if w.process.is_alive():
             w.process.kill()
             w.process.join()
         if w.task is not None:
             remove_partial_files(w.task["outdir"])
-        w.conn.close()
