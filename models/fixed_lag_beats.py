@@ -16,6 +16,16 @@ beats of each ``BeatEstimate`` come from the best end state of frame t (no lag),
 filter's MAP state. Per frame: one Viterbi step (O(S + K^2)) plus a back-track of ``lag`` frames,
 which jumps a beat at a time (a few Python steps); memory: ``lag + 1`` frames of backpointers.
 
+*Octave check* (``BeatTrackerConfig.octave_check``, on by default): the causal form of the offline check
+of ``beat_hmm``. The state carries a running periodicity of the activation (``tempo_periodicity``: an
+exponentially weighted autocorrelation, time constant ``octave_window_s``); from ``octave_window_s`` seconds
+on, every ``OCTAVE_EVERY`` frames, the tempo chains whose period a relative (x2, x1/2, x3/2, x2/3) clearly
+out-periodises are marked, and every state of a marked chain loses ``octave_penalty`` (log) per frame. A
+penalty rather than a cut: the running estimate is noisy and the path must be able to stay where the
+evidence is overwhelming. The fixed-lag decisions then differ from the offline decoder's, which re-decodes
+the whole clip once; without the check a lag longer than the clip still gives its beats exactly. Cost: the
+running autocorrelation every frame, the check every sixth.
+
 At the end of a stream ``flush`` decides the last ``lag`` frames from the final back-track, as the
 offline decoder would; ``process_offline`` runs the tracker over a whole sequence and flushes.
 """
@@ -34,10 +44,13 @@ from rhythmicnet.models.beat_hmm import (
     map_estimate,
     run_tracker,
 )
+from rhythmicnet.models.tempo_periodicity import OctaveCheck, RunningPeriodicity, RunningPeriodicityState
 
 #: Default decision lag in frames: 1 s at 30 fps (two beats at 120 BPM). On 80 synthetic validation clips
 #: the causal model scored F 91.8 with lag 0, 92.3 with 15, 93.1 with 30, 93.4 with 60; Viterbi over the clip 94.3.
 DEFAULT_LAG = 30
+#: The streaming octave check re-reads its running periodicity (a window of seconds) every this many frames.
+OCTAVE_EVERY = 6
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +62,9 @@ class FixedLagState:
     the last ``lag + 1`` frames (frame f at row f % (lag + 1)). Shapes: (lag + 1, K), (lag + 1,).
     ``decided``: frames decided so far. ``run_peak`` / ``run_value``: frame and activation of the peak
     of the open beat-range run (-1 / -inf without one). ``last_beat``: frame of the last reported beat.
+    ``periodicity`` / ``octave_log_weight``: with the octave check, the running periodicity of the activation
+    and the log weight (S,) it puts on each state (0, or -``octave_penalty`` per frame on the tempo states a
+    relative dominates); None without the check.
     """
 
     log_delta: np.ndarray
@@ -59,6 +75,8 @@ class FixedLagState:
     run_peak: int = -1
     run_value: float = -math.inf
     last_beat: float = -math.inf
+    periodicity: RunningPeriodicityState | None = None
+    octave_log_weight: np.ndarray | None = None
 
 
 class FixedLagBeatTracker:
@@ -83,13 +101,32 @@ class FixedLagBeatTracker:
         # successive back-tracks need not join up); the offline decoder has no such guard
         self._min_gap = 0.5 * 60.0 * self._fps / config.max_bpm
         self._beat_range = self.hmm.om.beat_range
+        self._periodicity: RunningPeriodicity | None = None
+        if config.octave_check:
+            self._periodicity = RunningPeriodicity(self._fps, config.min_interval, config.max_interval,
+                                                   config.octave_window_s)
+            # the check waits for a window's worth of frames (and at least the comb's longest lag)
+            self._octave_from = max(self._periodicity.max_lag, int(round(config.octave_window_s * self._fps)))
+            self._octave = OctaveCheck(self.hmm.st.intervals, config.min_interval, config.max_interval)
         self._state = self.init_state()
 
     def init_state(self) -> FixedLagState:
         with np.errstate(divide="ignore"):
             v = np.log(self.hmm.initial_distribution)
         n, k = self.lag + 1, self.hmm.st.num_intervals
-        return FixedLagState(_frozen(v), _frozen(np.zeros((n, k), dtype=np.int64)), _frozen(np.zeros(n)))
+        per = None if self._periodicity is None else self._periodicity.init_state()
+        return FixedLagState(_frozen(v), _frozen(np.zeros((n, k), dtype=np.int64)), _frozen(np.zeros(n)),
+                             periodicity=per)
+
+    def _octave_weight(self, per: RunningPeriodicityState) -> np.ndarray | None:
+        """The octave check's log weight per state (S,) from a running periodicity (None before it acts)."""
+        rp, cfg = self._periodicity, self.config
+        if rp is None or per.frames < self._octave_from:
+            return None
+        bad = self._octave.dominated(rp.autocorrelation(per), cfg.octave_margin, cfg.octave_floor)
+        if not bad.any():
+            return None
+        return _frozen(np.where(bad, -cfg.octave_penalty, 0.0)[self.hmm.st.state_chains])
 
     def reset(self) -> None:
         self._state = self.init_state()
@@ -128,10 +165,21 @@ class FixedLagBeatTracker:
         acts[t % n] = a
         # the observation model's log densities, as the offline Viterbi takes them (NaN: the path coasts)
         log_nb, log_b = (math.log(d) for d in self.hmm.om.frame_densities(a))
-        v, bts[t % n] = self.hmm.viterbi_step(state.log_delta, np.where(self._beat_range, log_b, log_nb))
+        log_obs = np.where(self._beat_range, log_b, log_nb)
+        if self.hmm.state_log_weight is not None:
+            log_obs += self.hmm.state_log_weight
+        per, octave = state.periodicity, state.octave_log_weight
+        if self._periodicity is not None and per is not None:
+            per = self._periodicity.step(per, a)
+            if per.frames % OCTAVE_EVERY == 0:
+                octave = self._octave_weight(per)
+            if octave is not None:
+                log_obs += octave
+        v, bts[t % n] = self.hmm.viterbi_step(state.log_delta, log_obs)
         v -= v.max()  # keep the log deltas bounded (the argmax is unchanged)
         best = int(v.argmax())
-        st = replace(state, log_delta=_frozen(v), backpointers=_frozen(bts), activations=_frozen(acts), frame=t + 1)
+        st = replace(state, log_delta=_frozen(v), backpointers=_frozen(bts), activations=_frozen(acts), frame=t + 1,
+                     periodicity=per, octave_log_weight=octave)
         beat = -1
         d = t - self.lag
         if d >= 0:
