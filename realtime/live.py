@@ -200,8 +200,9 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
             engine.on_frame(f.capture_time, f.keypoints, f.confidence, loop.time())
             frame_ms.append((time.perf_counter() - t0) * 1000)
             react = engine.stats.capture_to_send_ms[-20:]
-            performer.frame(f, loop.time(), median_or_none(frame_ms[-300:]), median_or_none(react),
-                            scheduler.late_events)
+            if performer.preview is not None:
+                performer.frame(f, loop.time(), median_or_none(frame_ms[-300:]), median_or_none(react),
+                                scheduler.late_events)
             if not opts.quiet and loop.time() - last_status > 0.5:
                 last_status = loop.time()
                 st = engine.status(loop.time())
