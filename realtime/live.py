@@ -228,6 +228,8 @@ async def _run(opts: LiveOptions) -> dict[str, Any]:
         "dropped_frames": counters.dropped,
         "notes_sent": sink.notes_sent,
         "late_events": scheduler.late_events,
+        "late_by_type": scheduler.late_by_type,
+        "max_late_ms": round(scheduler.max_late_ms, 2),
         "hanging_notes": len(sink.held),
         "tempo_bpm": round(60.0 / engine.period, 2) if engine.origin is not None else None,
         "input_frames": counters.frames,

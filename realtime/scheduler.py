@@ -67,6 +67,8 @@ class Scheduler:
         self._by_id: dict[int, _Event] = {}
         self._ids = itertools.count()
         self.late_events = 0
+        self.late_by_type: dict[str, int] = {}  # late events by message type (note_on, clock...)
+        self.max_late_ms = 0.0
         self.sent = 0
 
     def schedule(self, at: float, message: mido.Message) -> int:
@@ -74,6 +76,8 @@ class Scheduler:
         now = self.clock.now()
         if at < now:
             self.late_events += 1
+            self.late_by_type[message.type] = self.late_by_type.get(message.type, 0) + 1
+            self.max_late_ms = max(self.max_late_ms, (now - at) * 1000)
         ev = _Event(at, next(self._ids), message)
         heapq.heappush(self._heap, ev)
         self._by_id[ev.seq] = ev
