@@ -571,6 +571,9 @@ class LiveEngine:
         stop's downbeat. Called every frame and every poll, so a slow frame never leaves pulses unplanned."""
         if self.clock is None or self.origin is None:
             return
+        # the clock's own time, not the frame's: a frame's ``now`` is a few ms old by here (the rhythm step),
+        # and a Start decided on it for a downbeat the re-anchoring just pulled that close went out late
+        now = max(now, self.scheduler.clock.now())
         if not self._clock_running:
             start = self._clock_start_beat
             if start is None or self.send_time(start) - now >= self.scheduler.freeze_s:
