@@ -5,7 +5,9 @@ R = release, S = start/stop, Q or Esc = quit.
 :func:`draw_preview` is pure (a frame and the figures in, a new BGR image out). :class:`PreviewWindow` shows
 it from its own thread (HighGUI calls stay on that thread, the live loop never waits on a redraw) at up to
 ``fps`` frames a second; the loop hands it the newest frame with :meth:`PreviewWindow.show` and gets key
-presses back through ``on_key`` (called on the loop with ``call_soon_threadsafe``). Without a display
+presses back through ``on_key`` (called on the loop with ``call_soon_threadsafe``). On macOS, where a window
+must live on the main thread, it draws on the loop's (main) thread instead, at most ``fps`` times a second
+(a few ms each; untested here: no macOS machine). Without a display
 (no ``DISPLAY`` / ``WAYLAND_DISPLAY`` on Linux, or HighGUI cannot open a window) :func:`open_preview` says
 so in one line and returns None: the performance goes on without the window.
 """
@@ -90,7 +92,7 @@ def draw_preview(frame: np.ndarray | None, keypoints: np.ndarray | None, confide
     ]
     for i, text in enumerate(lines):
         y = 24 + 22 * i if i < 3 else h - 10
-        cv2.putText(img, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(img, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 2, cv2.LINE_AA)
         cv2.putText(img, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
     return img
 
@@ -105,21 +107,41 @@ def display_available() -> tuple[bool, str]:
 class PreviewWindow:
     """The window on its own thread (see the module docstring)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_key: Callable[[str], None], fps: float = 30.0) -> None:
-        self.loop, self.on_key, self.period = loop, on_key, 1.0 / fps
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_key: Callable[[str], None], fps: float = 30.0,
+                 threaded: bool = sys.platform != "darwin") -> None:
+        self.loop, self.on_key, self.period, self.threaded = loop, on_key, 1.0 / fps, threaded
         self._latest: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, PreviewFigures] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._opened = threading.Event()
         self.error: str | None = None
         self.shown = 0
-        self._thread = threading.Thread(target=self._run, name="preview", daemon=True)
-        self._thread.start()
-        self._opened.wait(5.0)
+        self._last_drawn = 0.0
+        if threaded:
+            self._thread: threading.Thread | None = threading.Thread(target=self._run, name="preview", daemon=True)
+            self._thread.start()
+            self._opened.wait(5.0)
+        else:
+            self._thread = None
+            try:
+                cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
+            except cv2.error as e:
+                self.error = str(e).strip().splitlines()[-1]
 
     def show(self, frame: np.ndarray | None, keypoints: np.ndarray | None, confidence: np.ndarray | None,
              figures: PreviewFigures) -> None:
-        """Hand over the newest frame and figures (drawn by the window's thread; older ones are dropped)."""
+        """Hand over the newest frame and figures (drawn by the window's thread; older ones are dropped), or,
+        without a thread, draw them here at most ``fps`` times a second."""
+        if self._thread is None:
+            now = self.loop.time()
+            if self.error is None and now - self._last_drawn >= self.period:
+                self._last_drawn = now
+                cv2.imshow(WINDOW, draw_preview(frame, keypoints, confidence, figures))
+                self.shown += 1
+                key = cv2.waitKey(1)
+                if key >= 0 and (key & 0xFF) in KEYS:
+                    self.on_key(KEYS[key & 0xFF])
+            return
         with self._lock:
             self._latest = (frame, keypoints, confidence, figures)
 
@@ -146,11 +168,14 @@ class PreviewWindow:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self._thread.is_alive()
+        return self.error is None and (self._thread is None or self._thread.is_alive())
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(2.0)
+        if self._thread is not None:
+            self._thread.join(2.0)
+        elif self.error is None:
+            cv2.destroyWindow(WINDOW)
 
 
 def open_preview(loop: asyncio.AbstractEventLoop, on_key: Callable[[str], None]) -> PreviewWindow | None:
