@@ -101,3 +101,32 @@ def test_next_beats():
     np.testing.assert_allclose(g.next_beats(10.2, 3), [10.5, 11.0, 11.5])
     np.testing.assert_allclose(g.next_beats(9.0, 2), [9.5, 10.0])
     assert g.tempo_bpm == 120.0
+
+
+def test_the_first_grid_waits_for_beats_on_one_grid():
+    """A tracker settling at a tempo 3/2 of the dancer's puts beats off the grid; the grid starts only once
+    init_beats decided beats lie on one line (each within fit_tolerance of the period)."""
+    settling = [1.0, 1.4, 1.73, 2.1, 2.5, 2.8]  # intervals 0.30-0.40 s: no steady grid
+    steady = 2.8 + 0.55 * np.arange(1, 12)
+    p = BeatPredictor()
+    assert all(p.process_online(b) is None for b in settling)
+    assert BeatPredictor(BeatPredictorConfig(fit_tolerance=0.0)).process_offline(settling) is not None  # before
+    grids = [p.process_online(b) for b in steady]
+    first = next(i for i, g in enumerate(grids) if g is not None)
+    assert first == p.config.init_beats - 2  # six beats on the steady grid: 2.8 (the last settling one) and 5 more
+    g = grids[-1]
+    assert g is not None and abs(g.period - 0.55) < 1e-3 and _grid_error(g, 0.55, steady[0], steady[-1] + 1) < 1e-3
+
+
+def test_a_restart_needs_beats_on_one_grid():
+    """Three rejected beats in a row that do not lie on one grid (the tracker between two tempi) do not
+    restart the filter; three that do, do."""
+    beats = list(_beats(0.5, 12))
+    p = BeatPredictor()
+    for b in beats:
+        p.process_online(b)
+    for b in (beats[-1] + 0.27, beats[-1] + 0.66, beats[-1] + 1.23):  # off the grid, intervals 0.39 / 0.57
+        g = p.process_online(b)
+    assert p.state.rejected == 3 and g is not None and abs(g.period - 0.5) < 1e-3
+    with pytest.raises(ValueError):
+        BeatPredictorConfig(fit_tolerance=-0.1)
