@@ -60,8 +60,10 @@ def completed_record(folder: Path, request: dict[str, Any]) -> dict[str, Any] | 
         record = json.loads((folder / "report.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    outputs = record.get("outputs") if isinstance(record, dict) else None
-    if record.get("request") != request or not isinstance(outputs, dict) or not outputs:
+    if not isinstance(record, dict) or record.get("request") != request:
+        return None
+    outputs = record.get("outputs")
+    if not isinstance(outputs, dict) or not outputs:
         return None
     if not all(isinstance(name, str) and (folder / name).is_file() for name in outputs.values()):
         return None

@@ -12,6 +12,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -309,3 +310,15 @@ def test_render_is_unchanged_with_models_kept_between_clips(tmp_path, clips, sin
     assert (tmp_path / "squats" / "drums.mid").read_bytes() == (singles["squats"] / "drums.mid").read_bytes()
     assert (_without_stage_seconds(_report(tmp_path / "squats"))["notes"]
             == _without_stage_seconds(_report(singles["squats"]))["notes"])
+
+
+@pytest.mark.slow
+def test_bench_batch_prints_its_rows_and_goals(tmp_path):
+    """benchmarks/bench_batch.py on 2 clips of 3 s (its 8 clips of 20 s are for people to read)."""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_batch.py"), "--clips", "2", "--seconds", "3",
+                          "--instrument", "none", "--work", str(tmp_path)], capture_output=True, text=True,
+                         timeout=900, check=True).stdout
+    for mode in ("jobs1", "jobs2", "ray"):
+        assert re.search(rf"^{mode}\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+%\s+\d+%\s+2/0$", out, re.M), out
+    assert "goal: --jobs 2 throughput >= 1.4x --jobs 1:" in out and "goal: Ray throughput within 10 %" in out
