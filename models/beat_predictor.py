@@ -29,13 +29,13 @@ row. When the grid runs at a multiple of the beats' tempo, the restart takes the
 through the engine's scheduling (40 ms pose latency, beats frozen 50 ms before they are due, warm-up 6
 beats), sent grid F / median / p90 of |error| from 6 s:
 
-==================================================  =====================  =====================
-clips                                               before                 ``fit_tolerance`` 0.08
-==================================================  =====================  =====================
-100 validation clips, the held-out distribution     78.3 / 29.4 / 145 ms   82.2 / 26.7 / 101 ms
-100 validation clips, the training distribution     75.5 / 28.1 / 165 ms   75.0 / 27.8 / 162 ms
-200 held-out clips                                  83.0 / 25.4 / 89 ms    83.7 / 25.3 / 85 ms
-==================================================  =====================  =====================
+==================================================  ====================  ======================
+clips (shipped causal model, tracker lag 15)        before                ``fit_tolerance`` 0.08
+==================================================  ====================  ======================
+validation_clip(2000..2099) of the held-out config  78.3 / 29.4 / 145 ms  82.2 / 26.7 / 101 ms
+validation_clip(0..99) of the training config       75.5 / 28.1 / 165 ms  75.0 / 27.8 / 162 ms
+200 held-out clips                                  83.0 / 25.4 / 89 ms   83.7 / 25.3 / 85 ms
+==================================================  ====================  ======================
 
 Chosen on the first validation set (0.05-0.25 tried, with ``reinit_after`` 3-4 and ``init_beats`` 5-8;
 ``reinit_after`` 4 was a little better there but followed an abrupt change of tempo and phase worse, a

@@ -31,8 +31,10 @@ relative dominates (``fixed_lag_beats``). An 8 s running estimate is noisier tha
 margin 1.3 it penalised correct 160-180 BPM tempi mid-clip (their ``r(2p)`` rose above ``1.3 r(p)`` for a
 few seconds) and lost 0.6 F on the validation clips; margin 1.5 keeps that to 0.4.
 
-**Chosen on validation clips only** (shipped weights; 100 clips each: ``validation_clip(0..99)`` of the
-training config, generator 2.0; and a footwork set, ``validation_clip(1000..1099)`` of the training config
+**Chosen on validation clips only** (``benchmarks/bench_tempo_ambiguity.py``; the weights shipped before
+generator 2.0's retraining; generator 2.0 as of commit d304752, whose observation model has changed since:
+re-run the benchmark after a change of weights or generator. 100 clips each: ``validation_clip(0..99)`` of
+the training config; and a footwork set, ``validation_clip(1000..1099)`` of the training config
 with only the training families that step off the beat or at double time (``double``, ``and-steps``,
 ``cha-cha``, ``kick-ball-change``) danced by footwork dancers, the stand-in for the real dancers' fault).
 F / Acc1 / Acc2 (%), the full offline model decoded by Viterbi, the full causal model by the fixed-lag
