@@ -47,7 +47,8 @@ class TempoMap:
 
     def __init__(self, step_times: np.ndarray, first_downbeat_step: int) -> None:
         t = np.asarray(step_times, dtype=np.float64)
-        if t.ndim != 1 or len(t) < 2 or np.any(np.diff(t) <= 0) or t[0] < 0:
+        # a first step a rounding error below 0 (-2.8e-17 s, from the grid's arithmetic) is the first frame
+        if t.ndim != 1 or len(t) < 2 or np.any(np.diff(t) <= 0) or t[0] < -1e-9:
             raise ValueError("step times must be >= 0, strictly increasing, at least two")
         self.pre_roll = t[0] >= MIN_STEP_S
         offset = 1 if self.pre_roll else 0

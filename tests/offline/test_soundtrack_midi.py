@@ -86,3 +86,12 @@ def test_overlapping_notes_are_cut_and_files_written_atomically(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["p.mid"]
     with pytest.raises(ValueError):
         TempoMap(np.array([0.0, 0.0, 1.0]), 0)
+
+
+def test_a_first_step_a_rounding_error_below_zero_is_the_first_frame():
+    """A batch clip's grid began at -2.8e-17 s and was refused; a real negative time still is."""
+    t = np.array([-2.8e-17, 0.125, 0.25, 0.375])
+    tm = TempoMap(t, 0)
+    assert not tm.pre_roll and tm.knot_times[0] == 0.0 and int(tm.ticks(0.125)) == Q
+    with pytest.raises(ValueError):
+        TempoMap(np.array([-0.01, 0.125, 0.25]), 0)
