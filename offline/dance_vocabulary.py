@@ -216,7 +216,7 @@ def travel_and_turns(rng: np.random.Generator, t: np.ndarray, section_times: lis
             here = target
         else:
             dur = min(float(rng.uniform(1.0, 3.0)), b - a)
-            t0 = float(rng.uniform(a, b - dur))
+            t0 = a + float(rng.uniform(0.0, max(0.0, (b - a) - dur)))  # b - dur may round below a
             u = np.clip((t - t0) / dur, 0.0, 1.0)
             if rng.random() < 0.5:  # a full turn
                 heading += float(rng.choice([-1.0, 1.0])) * 2 * np.pi * _smoothstep(u)

@@ -148,3 +148,13 @@ def test_generalisation_sets_are_frozen_disjoint_and_use_only_held_out_families(
         for c in set_clips(d, 3):
             assert not set(c.metadata.moves) & (set(TRAIN_STEP_FAMILIES))
     assert half.config.rate_change_prob == 1.0 and half.config.step_families == (("double", 1.0),)
+
+
+def test_the_training_clips_whose_turn_window_rounded_below_its_section_generate():
+    """Training batch 134 (12 s clips 2144-2159) drew a turn as long as its section; ``b - dur`` rounded below
+    ``a`` and numpy refused the draw, which stopped a training run."""
+    from rhythmicnet.offline.beat_eval_set import training_clip
+
+    cfg = dataclasses.replace(TRAIN_CONFIG, duration_s=(12.0, 12.0))
+    for i in range(134 * 16, 135 * 16):
+        assert training_clip(i, cfg).sequence.num_frames > 0
