@@ -48,8 +48,10 @@ class LiveOptions:
     tempo_range: tuple[float, float] = (60.0, 180.0)
     clock: bool = True
     quiet: bool = False
-    #: the frame loop gets a core to itself, pose / decoding / planning the others (2+ cores, Linux)
-    reserve_core: bool = True
+    #: the frame loop gets a core to itself, pose / decoding / planning the others (2+ cores, Linux). Off by
+    #: default: on 2 cores it starved pose (19 -> 32 ms a frame, 13-20 -> 282-305 of 1766 frames dropped in
+    #: 60 s) for no gain in the frame loop's p99 (6.15 / 6.63 ms sharing, 5.95 / 6.22 ms reserved)
+    reserve_core: bool = False
     osc_port: int | None = None  # OSC in: keypoints (the input when no other is given) and controls
     osc_host: str = "127.0.0.1"
     osc_image_size: tuple[int, int] | None = None

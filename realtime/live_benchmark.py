@@ -117,7 +117,7 @@ def beat_timing_goals(r: BeatTimingResult) -> list[str]:
 
 
 def latency(seconds: float = 300.0, *, video: str | None = None, backend: str = "onnx", midi_api: str = "auto",
-            instrument: str = "piano", reserve_core: bool = True) -> dict[str, Any]:
+            instrument: str = "piano", reserve_core: bool = False) -> dict[str, Any]:
     """``live --video <clip> --loop`` for ``seconds`` (see the module docstring); returns the live stats plus
     ``cpu_load`` (CPU seconds of this process and its finished children per wall second, of
     ``os.cpu_count()``) and ``load_avg`` (1-minute load average at the end)."""

@@ -55,9 +55,9 @@ def add_live_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tempo-range", type=_tempo_range, default=(60.0, 180.0), metavar="MIN-MAX",
                    help="the tempi (BPM) the beat tracker may choose (default: 60-180)")
     p.add_argument("--no-clock", action="store_true", help="do not send MIDI clock and Start/Stop")
-    p.add_argument("--share-cores", action="store_true",
-                   help="let the frame loop share every core with pose and planning (default: on a machine with "
-                        "2+ cores it gets one to itself, for steadier timing)")
+    p.add_argument("--reserve-core", action="store_true",
+                   help="give the frame loop a core of its own, pose and planning the others (Linux, 2+ cores; "
+                        "default: share them all - on 2 cores a reserved core starved pose for no timing gain)")
     perf = p.add_argument_group("performer", "OSC, Ableton Link, tempo control, gestures, preview, DAW routing")
     perf.add_argument("--osc-port", type=int, default=None, metavar="P",
                       help="listen for OSC on UDP port P: keypoints (the input when no --video/--camera/--keypoints "
@@ -144,7 +144,7 @@ def _run_live(args: argparse.Namespace) -> int:
                        stats=str(args.stats) if args.stats else None,
                        record=str(args.record) if args.record else None, latency_offset_ms=args.latency_offset,
                        tempo_range=args.tempo_range, clock=not args.no_clock, quiet=args.quiet,
-                       reserve_core=not args.share_cores, osc_port=args.osc_port, osc_host=args.osc_host,
+                       reserve_core=args.reserve_core, osc_port=args.osc_port, osc_host=args.osc_host,
                        osc_image_size=tuple(args.osc_image_size) if args.osc_image_size else None,
                        osc_out=args.osc_out, link=args.link, count_in=args.count_in, gesture=args.gesture,
                        drum_map=args.drum_map, preview=args.preview)
