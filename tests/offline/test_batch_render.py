@@ -77,9 +77,14 @@ def batch(clips, tmp_path_factory):
     return rc, out
 
 
+#: Run details that are not results: stage timings, and where the ONNX graphs were cached (a process's
+#: graph factory keeps the folder it was made with; a worker reads $RHYTHMICNET_ONNX_CACHE when it starts).
+_RUN_DETAILS = ("stage_seconds", "cache_dir", "exported_now")
+
+
 def _without_stage_seconds(x):
     if isinstance(x, dict):
-        return {k: _without_stage_seconds(v) for k, v in x.items() if k != "stage_seconds"}
+        return {k: _without_stage_seconds(v) for k, v in x.items() if k not in _RUN_DETAILS}
     if isinstance(x, list):
         return [_without_stage_seconds(v) for v in x]
     return x
