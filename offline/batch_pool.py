@@ -72,19 +72,8 @@ def _process_cpu_seconds() -> float:
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
-def _project_env() -> dict[str, str]:
-    """The parent's ``RHYTHMICNET_*`` settings now (the ONNX cache folder, ...)."""
-    return {k: v for k, v in os.environ.items() if k.startswith("RHYTHMICNET_")}
-
-
-def _worker_main(conn: Connection, project_env: dict[str, str] | None = None) -> None:
-    """A worker: render the clips the parent sends, one at a time, until it sends None or goes away.
-    ``project_env``: the parent's ``RHYTHMICNET_*`` variables when it made this worker; a fork server
-    started earlier in the same process still holds the environment of that moment."""
-    if project_env is not None:
-        for k in [k for k in os.environ if k.startswith("RHYTHMICNET_")]:
-            os.environ.pop(k)
-        os.environ.update(project_env)
+def _worker_main(conn: Connection) -> None:
+    """A worker: render the clips the parent sends, one at a time, until it sends None or goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -148,8 +137,7 @@ def _ensure_fork_server(ctx: Any) -> None:
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, _project_env()), name="rhythmicnet-render-worker",
-                                   daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(child,), name="rhythmicnet-render-worker", daemon=True)
         if ctx.get_start_method() == "forkserver":
             self.process.start()  # a fork of the fork server: its environment and ignored SIGINT
         else:

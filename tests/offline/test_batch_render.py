@@ -328,16 +328,3 @@ def test_bench_batch_prints_its_rows_and_goals(tmp_path):
         assert re.search(rf"^{mode}\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+%\s+\d+%\s+2/0$", out, re.M), out
     assert "goal: --jobs 2 throughput >= 1.4x --jobs 1:" in out and "goal: Ray throughput within 10 %" in out
 
-
-@pytest.mark.slow  # two fresh ONNX caches: two exports (about a minute)
-def test_workers_follow_the_callers_settings_not_the_fork_servers(clips, tmp_path, monkeypatch):
-    """The fork server lives as long as the process and keeps the environment it started with; a batch made
-    later, under another RHYTHMICNET_ONNX_CACHE, must still use the caller's (the full suite failed so: an
-    earlier test had started the server under a temporary cache)."""
-    for name in ("a", "b"):
-        cache = tmp_path / f"cache_{name}"
-        monkeypatch.setenv("RHYTHMICNET_ONNX_CACHE", str(cache))
-        out = tmp_path / f"out_{name}"
-        assert main(["render", str(clips["jumping"]), str(clips["corrupt"]), "-o", str(out), "--jobs", "1",
-                     *FAST]) == 1
-        assert _report(out / "jumping")["backend"]["cache_dir"] == str(cache)
