@@ -45,3 +45,29 @@ def example_video_dir(shared_dir: Path) -> Path:
     if not d.is_dir():
         pytest.skip(f"{d} not found")
     return d
+
+
+def _sigint_state() -> tuple[object, frozenset[int]]:
+    """This process's SIGINT handler and the main thread's blocked signals (children inherit both)."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, []) if main else set()
+    return signal.getsignal(signal.SIGINT), frozenset(int(s) for s in mask)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_left_as_found(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Every test leaves Ctrl-C working: a SIGINT left ignored or blocked in the pytest process would make the
+    Ctrl-C tests that run after it (in this process, or in the commands it starts, which inherit both)
+    see no interrupt at all. The state is put back, and the test that changed it errors, by name."""
+    import signal
+
+    before = _sigint_state()
+    yield
+    after = _sigint_state()
+    if after != before:
+        signal.signal(signal.SIGINT, before[0])  # type: ignore[arg-type]
+        signal.pthread_sigmask(signal.SIG_SETMASK, before[1])
+        pytest.fail(f"{request.node.nodeid} left SIGINT changed: {before} -> {after}")
