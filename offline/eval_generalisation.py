@@ -35,7 +35,7 @@ def evaluate_generalisation(rows: Iterable[str], weights_dir: str | os.PathLike[
 
 
 def _pct(v: Any) -> str:
-    return "-" if v is None else f"{float(v):6.1f}"
+    return "-" if v is None else f"{float(v):.1f}"
 
 
 def format_generalisation(results: dict[str, list[dict[str, Any]]]) -> str:
@@ -53,7 +53,7 @@ def format_generalisation(results: dict[str, list[dict[str, Any]]]) -> str:
                 continue
             err = r.get("tempo_errors") or {}
             nonzero = ", ".join(f"{k} {err[k]:.1f}" for k in (*RATIO_NAMES, OTHER) if err.get(k))
-            lines.append(f"{r.get('label', r['model']):<40}{_pct(r.get('f_measure'))} {_pct(r.get('amlt'))}"
-                         f"{_pct(r.get('acc1'))} {_pct(r.get('acc2'))}  {_pct(err.get('error'))}  "
-                         f"{_pct(err.get('listed'))}  {nonzero}")
+            cells = "".join(f"{_pct(r.get(k)):>7}" for k in ("f_measure", "amlt", "acc1", "acc2"))
+            lines.append(f"{r.get('label', r['model']):<40}{cells}{_pct(err.get('error')):>8}"
+                         f"{_pct(err.get('listed')):>8}  {nonzero}".rstrip())
     return "\n".join(lines)
