@@ -47,14 +47,31 @@ def example_video_dir(shared_dir: Path) -> Path:
     return d
 
 
-def _sigint_state() -> tuple[object, frozenset[int]]:
-    """This process's SIGINT handler and the main thread's blocked signals (children inherit both)."""
+def _c_sigint_handler() -> int | None:
+    """The address of the process's SIGINT handler as the C library sees it (a native library may replace
+    Python's without Python knowing: ``signal.getsignal`` only reports what Python installed)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(256)  # struct sigaction; sa_handler comes first (glibc, musl, BSDs)
+        if libc.sigaction(signal.SIGINT, None, buf) != 0:
+            return None
+        return int.from_bytes(buf.raw[: ctypes.sizeof(ctypes.c_void_p)], "little")
+    except (OSError, AttributeError):
+        return None
+
+
+def _sigint_state() -> tuple[object, int | None, frozenset[int]]:
+    """This process's SIGINT handler (Python's and the C library's) and the main thread's blocked signals
+    (children inherit an ignored or blocked SIGINT)."""
     import signal
     import threading
 
     main = threading.current_thread() is threading.main_thread()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, []) if main else set()
-    return signal.getsignal(signal.SIGINT), frozenset(int(s) for s in mask)
+    return signal.getsignal(signal.SIGINT), _c_sigint_handler(), frozenset(int(s) for s in mask)
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +85,6 @@ def _sigint_left_as_found(request: pytest.FixtureRequest):  # type: ignore[no-un
     yield
     after = _sigint_state()
     if after != before:
-        signal.signal(signal.SIGINT, before[0])  # type: ignore[arg-type]
-        signal.pthread_sigmask(signal.SIG_SETMASK, before[1])
+        signal.signal(signal.SIGINT, before[0])  # type: ignore[arg-type]  (re-installs the C handler too)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before[2])
         pytest.fail(f"{request.node.nodeid} left SIGINT changed: {before} -> {after}")

@@ -195,13 +195,22 @@ def test_a_worker_that_dies_fails_only_its_clip(clips, tmp_path):
 def test_ctrl_c_stops_the_workers_and_writes_the_summary(clips, tmp_path, capsys):
     """SIGINT to this process while its workers render: status 130, every worker gone, no temporary file,
     and batch.json says what did not finish."""
+    # eight clips for two workers: the batch outlasts the 0.3 s before the interrupt by several clips (with
+    # two short clips, warm workers could finish both first, and the batch ended with status 0)
+    library = tmp_path / "library"
+    library.mkdir()
+    for i in range(8):
+        (library / f"jumping{i}.mp4").write_bytes(clips["jumping"].read_bytes())
+    out = tmp_path / "out"
     stop = threading.Event()
+    sent: list[float] = []
 
     def interrupt_once_a_worker_runs() -> None:
         while not stop.is_set():
             if any(p.name == "rhythmicnet-render-worker" for p in multiprocessing.active_children()):
                 time.sleep(0.3)
                 if not stop.is_set():
+                    sent.append(time.monotonic())
                     os.kill(os.getpid(), signal.SIGINT)
                 return
             time.sleep(0.01)
@@ -209,17 +218,18 @@ def test_ctrl_c_stops_the_workers_and_writes_the_summary(clips, tmp_path, capsys
     sender = threading.Thread(target=interrupt_once_a_worker_runs)
     try:
         sender.start()
-        rc = main(["render", str(clips["jumping"]), str(clips["squats"]), "-o", str(tmp_path), "--jobs", "2", *FAST])
+        rc = main(["render", str(library), "-o", str(out), "--jobs", "2", *FAST])
         stop.set()
         sender.join()
     except KeyboardInterrupt:  # only if the signal came after the batch had ended
         rc = None
+    assert sent, "the batch ended before the interrupt was sent"
     assert rc == 130 and capsys.readouterr().err.strip().splitlines()[-1] == "rhythmicnet: interrupted"
     assert not multiprocessing.active_children()
-    summary = json.loads((tmp_path / "batch.json").read_text())
+    summary = json.loads((out / "batch.json").read_text())
     assert summary["interrupted"] is True and summary["totals"]["failed"] >= 1
     assert any("interrupted" in (c["error"] or "") for c in summary["clips"])
-    assert _no_partial_files(tmp_path)
+    assert _no_partial_files(out)
 
 
 @pytest.mark.slow

@@ -98,8 +98,9 @@ def test_ctrl_c_mid_run_leaves_no_hanging_note(jack_server: None, tmp_path: Path
     # first note can come after the 30 s clip has ended, and the run ends by itself before the interrupt)
     save_keypoints(kp, generate_clip(DancerConfig(observation_model=1, noise_frac=(0.0005, 0.005), dance_vocabulary=1),
                                      seed=8).sequence)
-    proc, inp = _start(["--keypoints", str(kp)],
-                       "RhythmicNet")
+    # --loop: the run never ends by itself, so the status says whether the interrupt stopped it (without it
+    # a late first note left the clip's end within the 0.5 s below: status 0, a flaky failure)
+    proc, inp = _start(["--keypoints", str(kp), "--loop"], "RhythmicNet")
     got: list[mido.Message] = []
     deadline = time.time() + 60
     while time.time() < deadline and not any(m.type == "note_on" for m in got):
@@ -110,7 +111,11 @@ def test_ctrl_c_mid_run_leaves_no_hanging_note(jack_server: None, tmp_path: Path
     proc.send_signal(signal.SIGINT)
     got += _collect(inp, proc, 20)
     inp.close()  # type: ignore[attr-defined]
-    assert proc.wait(20) == 130
+    try:
+        assert proc.wait(20) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     _no_hanging(got)
 
 
