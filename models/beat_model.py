@@ -69,7 +69,8 @@ def has_beat_model(name: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR)
 #: it was trained on (``BeatTrainConfig.window_frames``, 240). The generator-2.0 network reads the longer
 #: context well: on the 200 held-out clips windows of 240 frames scored F 93.08, of 480 93.79, one pass over
 #: each 30 s clip 93.95; on 20 clips of 90 s 93.03 / 93.37 / 93.95 (windows of 600, 720, 900 frames: 93.12,
-#: 93.35, 93.26; margins of 60-90 frames or cross-fades of 120 did no better).
+#: 93.35, 93.26; margins of 60-90 frames or cross-fades of 120 did no better), on 60 clips of 90 s 92.62
+#: windowed against 92.40 whole (per-clip differences have a 4 F spread: 20 clips are a noisy mean).
 #: Attention grows with the square of the window, so memory stays bounded and time linear in the clip.
 WINDOW_FRAMES = 480
 #: Frames dropped at each inner edge of a window (attention there sees only one side), 1 s.

@@ -38,9 +38,11 @@ needs_beat_net = pytest.mark.skipif(not has_beat_model("full"), reason="beat_ful
 GM = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 
 
-def test_window_length_is_the_training_window():
+def test_window_length_is_twice_the_training_window():
+    # the generator-2.0 network reads 16 s windows better than the 8 s it was trained on (figures at
+    # WINDOW_FRAMES in models/beat_model.py); a retrained network with other windows must be re-measured
     manifest = json.loads((WEIGHTS_DIR / "beat_full.json").read_text())
-    assert manifest["training"]["window_frames"] == WINDOW_FRAMES
+    assert 2 * manifest["training"]["window_frames"] == WINDOW_FRAMES
 
 
 @pytest.mark.parametrize("t", [WINDOW_FRAMES + 1, 1000, 5437])
@@ -71,7 +73,8 @@ def test_windowed_logits_runs_bounded_windows_and_is_exact_on_a_constant_model()
         return np.full(len(x), 0.7), np.full(len(x), -1.2)  # a model whose output ignores context
 
     b, d = windowed_logits(run, np.zeros((10_000, 17, 3), np.float32))
-    assert max(seen) == WINDOW_FRAMES and len(seen) == len(window_starts(10_000, WINDOW_FRAMES, 120))
+    hop = WINDOW_FRAMES - 2 * WINDOW_MARGIN - WINDOW_CROSSFADE
+    assert max(seen) == WINDOW_FRAMES and len(seen) == len(window_starts(10_000, WINDOW_FRAMES, hop))
     np.testing.assert_allclose(b, 1 / (1 + np.exp(-0.7)))
     np.testing.assert_allclose(d, 1 / (1 + np.exp(1.2)))
     seen.clear()
@@ -122,8 +125,11 @@ def test_windowed_beat_f_within_half_a_point_of_whole_clip_on_held_out_dancers()
 @pytest.mark.slow
 @needs_beat_net
 def test_windowed_beat_f_on_the_whole_held_out_set_and_90_s_clips():
-    """Measured (issue 17): 200 held-out clips 94.60 whole vs 94.43 windowed; 20 clips of 90 s
-    (the held-out config, 90 s) 95.64 vs 95.37."""
+    """Measured with the generator-2.0 weights and 480-frame windows: 200 held-out clips 93.95 whole vs 93.79
+    windowed; 60 clips of 90 s (the held-out config, 90 s) 92.40 vs 92.62. The per-clip difference has a
+    standard deviation of 4.1 F, so a mean over 20 clips moves by about 0.9 (their first 20: 93.95 vs 93.37)
+    and a 0.5 tolerance needs more clips than that; 60 give about 0.5. (Issue 17's generator-1.1 weights,
+    240-frame windows: 94.60 vs 94.43, and 95.64 vs 95.37 on 20 clips of 90 s.)"""
     from rhythmicnet.offline.beat_eval_set import EVAL_SET, eval_clips
     from rhythmicnet.offline.eval_beat import windowed_vs_whole
     from rhythmicnet.offline.synthetic_dancer import generate_clip
@@ -132,8 +138,8 @@ def test_windowed_beat_f_on_the_whole_held_out_set_and_90_s_clips():
     assert held_out["n_clips"] == 200
     assert held_out["f_windowed"] >= held_out["f_whole"] - 0.5, {k: held_out[k] for k in ("f_whole", "f_windowed")}
     cfg = dataclasses.replace(EVAL_SET.config, duration_s=(90.0, 90.0))
-    long = windowed_vs_whole(generate_clip(cfg, s) for s in EVAL_SET.seeds[:20])
-    assert long["max_frames"] >= 2600
+    long = windowed_vs_whole(generate_clip(cfg, s) for s in EVAL_SET.seeds[:60])
+    assert long["n_clips"] == 60 and long["max_frames"] >= 2600
     assert long["f_windowed"] >= long["f_whole"] - 0.5, {k: long[k] for k in ("f_whole", "f_windowed")}
 
 
