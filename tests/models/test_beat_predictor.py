@@ -108,7 +108,7 @@ def test_the_first_grid_waits_for_beats_on_one_grid():
     init_beats decided beats lie on one line (each within fit_tolerance of the period)."""
     settling = [1.0, 1.4, 1.73, 2.1, 2.5, 2.8]  # intervals 0.30-0.40 s: no steady grid
     steady = 2.8 + 0.55 * np.arange(1, 12)
-    p = BeatPredictor(BeatPredictorConfig(fit_tolerance=0.08))  # opt-in since the real clip started late
+    p = BeatPredictor(BeatPredictorConfig(fit_tolerance=0.08, fit_patience=99))  # no patience: it waits
     assert all(p.process_online(b) is None for b in settling)
     assert BeatPredictor(BeatPredictorConfig(fit_tolerance=0.0)).process_offline(settling) is not None  # before
     grids = [p.process_online(b) for b in steady]
@@ -130,3 +130,59 @@ def test_a_restart_needs_beats_on_one_grid():
     assert p.state.rejected == 3 and g is not None and abs(g.period - 0.5) < 1e-3
     with pytest.raises(ValueError):
         BeatPredictorConfig(fit_tolerance=-0.1)
+
+
+def test_the_first_grid_starts_after_fit_patience_beats_that_never_lie_on_one_grid():
+    """A tracker whose beats never settle (intervals 0.30 / 0.42 s in turn) still gets a grid, from the
+    latest window, once fit_patience windows have failed: a performer is not kept waiting."""
+    wobbly = 1.0 + np.cumsum(np.tile([0.30, 0.42], 10))
+    cfg = BeatPredictorConfig()
+    assert cfg.fit_tolerance > 0 and cfg.fit_patience == 4  # the defaults
+    grids = [BeatPredictor(cfg).process_offline(wobbly[:n]) for n in range(1, len(wobbly) + 1)]
+    first = next(i for i, g in enumerate(grids) if g is not None)
+    assert first == cfg.init_beats - 1 + cfg.fit_patience  # init_beats, then fit_patience failed windows
+    assert all(g is not None for g in grids[first:])
+    strict = BeatPredictor(BeatPredictorConfig(fit_patience=99))
+    assert strict.process_offline(wobbly) is None
+    with pytest.raises(ValueError):
+        BeatPredictorConfig(fit_patience=-1)
+
+
+def test_a_grid_at_a_wrong_tempo_restarts_from_beats_that_all_disagree_with_it():
+    """A grid started while the tracker ran at 4/3 of the dancer's tempo catches every later decided beat
+    inside its gate, one grid beat apart, so it is never restarted by rejected or bridged beats (retempo
+    off: it stays at 0.375 s for 15 beats). With the tempo check, retempo_beats decided beats on one grid
+    at a period more than 20 % away restart it at theirs."""
+    start = 1.0 + 0.375 * np.arange(6)
+    steady = start[-1] + 0.5 * np.arange(1, 16)
+    old = BeatPredictor(BeatPredictorConfig(retempo_beats=0))
+    old.process_offline(start)
+    stuck = old.process_offline([*start, *steady])
+    assert stuck is not None and abs(stuck.period - 0.375) < 0.01
+    p = BeatPredictor()
+    for b in start:
+        p.process_online(b)
+    grids = [p.process_online(b) for b in steady]
+    fixed = next(i for i, g in enumerate(grids) if g is not None and abs(g.period - 0.5) < 0.005)
+    assert fixed == p.config.retempo_beats - 2  # the last settling beat lies on the new grid too
+    assert all(g is not None and abs(g.period - 0.5) < 0.005 for g in grids[fixed:])
+    last = grids[-1]
+    assert last is not None and _grid_error(last, 0.5, steady[0], steady[-1] + 0.1) < 1e-3
+
+
+def test_a_short_run_of_beats_a_little_off_tempo_does_not_restart_the_grid():
+    """Five decided beats 10 % slower than the grid (the tracker drifting for a moment) lie on one grid but
+    within retempo_ratio (20 %): the filter goes on as without the check (it follows them by its gain, not by
+    a restart at 0.55 s); five 30 % slower restart it at theirs."""
+    beats = _beats(0.5, 16)
+    drift = [*beats, *(beats[-1] + 0.55 * np.arange(1, 6))]
+    g, without = BeatPredictor().process_offline(drift), BeatPredictor(BeatPredictorConfig(retempo_beats=0)
+                                                                      ).process_offline(drift)
+    assert g is not None and g == without and abs(g.period - 0.55) > 0.01
+    slower = [*beats, *(beats[-1] + 0.65 * np.arange(1, 6))]
+    g = BeatPredictor().process_offline(slower)
+    assert g is not None and abs(g.period - 0.65) < 1e-6
+    with pytest.raises(ValueError):
+        BeatPredictorConfig(retempo_beats=2)
+    with pytest.raises(ValueError):
+        BeatPredictorConfig(retempo_ratio=0.0)
