@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 from rhythmicnet.realtime.inputs import InputFrame, event_loop_policy
-from rhythmicnet.realtime.process_priority import release_frame_loop_core, reserve_frame_loop_core
+from rhythmicnet.realtime.process_priority import (
+    lower_frame_loop_priority,
+    raise_frame_loop_priority,
+    release_frame_loop_core,
+    reserve_frame_loop_core,
+)
 
 __all__ = ["LiveOptions", "run_live"]
 
@@ -52,6 +57,7 @@ class LiveOptions:
     #: default: on 2 cores it starved pose (19 -> 32 ms a frame, 13-20 -> 282-305 of 1766 frames dropped in
     #: 60 s) for no gain in the frame loop's p99 (6.15 / 6.63 ms sharing, 5.95 / 6.22 ms reserved)
     reserve_core: bool = False
+    rt_priority: bool = True
     osc_port: int | None = None  # OSC in: keypoints (the input when no other is given) and controls
     osc_host: str = "127.0.0.1"
     osc_image_size: tuple[int, int] | None = None
@@ -266,12 +272,17 @@ def run_live(opts: LiveOptions) -> dict[str, Any]:
     stats: dict[str, Any] = {}
     # before any worker starts: the pose and planner processes and the decoder thread move off this core
     core = reserve_frame_loop_core() if opts.reserve_core else None
+    # the frame loop takes a core at once when a frame is due (SCHED_FIFO where permitted)
+    policy = raise_frame_loop_priority() if opts.rt_priority else None
     try:
         stats = asyncio.run(_run(opts))
         if stats:
             stats["frame_loop_core"] = core
+            stats["frame_loop_priority"] = policy or "normal"
     finally:
         asyncio.set_event_loop_policy(None)
+        if policy is not None:
+            lower_frame_loop_priority()
         if core is not None:
             release_frame_loop_core()
         if opts.stats and stats:

@@ -117,7 +117,7 @@ def beat_timing_goals(r: BeatTimingResult) -> list[str]:
 
 
 def latency(seconds: float = 300.0, *, video: str | None = None, backend: str = "onnx", midi_api: str = "auto",
-            instrument: str = "piano", reserve_core: bool = False) -> dict[str, Any]:
+            instrument: str = "piano", reserve_core: bool = False, rt_priority: bool = True) -> dict[str, Any]:
     """``live --video <clip> --loop`` for ``seconds`` (see the module docstring); returns the live stats plus
     ``cpu_load`` (CPU seconds of this process and its finished children per wall second, of
     ``os.cpu_count()``) and ``load_avg`` (1-minute load average at the end)."""
@@ -127,7 +127,8 @@ def latency(seconds: float = 300.0, *, video: str | None = None, backend: str = 
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     stats = run_live(LiveOptions(video=clip, loop=True, duration=seconds, midi_api=midi_api, instrument=instrument,
-                                 backend=backend, quiet=True, reserve_core=reserve_core))
+                                 backend=backend, quiet=True, reserve_core=reserve_core,
+                                 rt_priority=rt_priority))
     wall = time.perf_counter() - t0
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -171,7 +172,8 @@ def format_latency(stats: dict[str, Any]) -> str:
              f"CPU: main process {stats['cpu_load']['main_process_cores']} cores of {stats['cpu_load']['cpus']}, "
              f"1-min load average {stats['load_avg']}; frame loop "
              + (f"on core {stats['frame_loop_core']} (pose, decoding, planning on the others)"
-                if stats.get("frame_loop_core") is not None else "sharing every core"),
+                if stats.get("frame_loop_core") is not None else "sharing every core")
+             + f", priority {stats.get('frame_loop_priority', 'normal')}",
              "per frame (ms)            median      p99"]
     rows = [("pose (mediapipe)", stats.get("pose_ms")), ("after pose, total", stats["per_frame_ms"])]
     rows += [(f"  {name}", v) for name, v in stats["stages"].items()]

@@ -23,7 +23,8 @@ import os
 import sys
 import threading
 
-__all__ = ["BACKGROUND_NICE", "lower_priority", "reserve_frame_loop_core"]
+__all__ = ["BACKGROUND_NICE", "FRAME_LOOP_RT_PRIORITY", "lower_priority", "raise_frame_loop_priority",
+           "reserve_frame_loop_core"]
 
 #: The nice value added to background work.
 BACKGROUND_NICE = 5
@@ -48,6 +49,36 @@ def reserve_frame_loop_core() -> int | None:
     os.environ[_CORE_ENV] = str(core)
     os.environ[_CPUS_ENV] = ",".join(map(str, cpus))
     return core
+
+
+#: The frame loop's real-time priority (SCHED_FIFO, 1-99): low, below JACK's own threads (usually 70-95)
+FRAME_LOOP_RT_PRIORITY = 10
+
+
+def raise_frame_loop_priority(priority: int = FRAME_LOOP_RT_PRIORITY) -> str | None:
+    """Run the calling thread (the frame loop) under SCHED_FIFO at ``priority``, with SCHED_RESET_ON_FORK so
+    that the threads and processes it starts afterwards (pose, decoding, planning, executor threads) run
+    under the normal policy. Returns the policy's name, or None where it is not possible (no permission:
+    root, CAP_SYS_NICE or an rtprio limit as audio setups give the audio group; or not Linux): nothing
+    changes then. A waking frame then takes a core from pose or planning at once instead of waiting for a
+    scheduler slice; it needs a few ms of each 33 ms frame, and the kernel's RT throttling keeps 5 % of
+    every second for the rest whatever happens."""
+    if not (sys.platform.startswith("linux") and hasattr(os, "sched_setscheduler")):
+        return None
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
+    except (OSError, AttributeError):
+        return None
+    return f"SCHED_FIFO {priority}"
+
+
+def lower_frame_loop_priority() -> None:
+    """Undo :func:`raise_frame_loop_priority` for the calling thread (the normal policy again)."""
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
 
 
 def release_frame_loop_core() -> None:

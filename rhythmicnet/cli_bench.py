@@ -69,6 +69,8 @@ def add_bench_command(sub: argparse._SubParsersAction) -> None:
     lv.add_argument("--backend", choices=["onnx", "torch"], default="onnx", help="model backend (default: onnx)")
     lv.add_argument("--reserve-core", action="store_true",
                     help="without --beats: as live --reserve-core (a core of its own for the frame loop)")
+    lv.add_argument("--no-rt-priority", dest="rt_priority", action="store_false",
+                    help="without --beats: as live --no-rt-priority (the frame loop at normal priority)")
     lv.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the figures to FILE (JSON)")
     lv.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     lv.set_defaults(func=_run_bench_live)
@@ -161,7 +163,8 @@ def _run_bench_live(args: argparse.Namespace) -> int:
     else:
         progress(f"playing {args.video or lb.bundled_clip()} for {args.seconds:g} s")
         stats = lb.latency(args.seconds, video=str(args.video) if args.video else None, backend=args.backend,
-                           midi_api=args.midi_api, reserve_core=args.reserve_core)
+                           midi_api=args.midi_api, reserve_core=args.reserve_core,
+                           rt_priority=args.rt_priority)
         print(lb.format_latency(stats))
         checks = lb.latency_goals(stats)
         doc = {"latency": stats}

@@ -58,6 +58,10 @@ def add_live_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reserve-core", action="store_true",
                    help="give the frame loop a core of its own, pose and planning the others (Linux, 2+ cores; "
                         "default: share them all - on 2 cores a reserved core starved pose for no timing gain)")
+    p.add_argument("--no-rt-priority", dest="rt_priority", action="store_false",
+                   help="run the frame loop at normal priority (default: real-time priority, SCHED_FIFO 10, where "
+                        "the system allows it - root, or an rtprio limit as audio setups give; Linux only - so that "
+                        "a due frame never waits behind pose or planning)")
     perf = p.add_argument_group("performer", "OSC, Ableton Link, tempo control, gestures, preview, DAW routing")
     perf.add_argument("--osc-port", type=int, default=None, metavar="P",
                       help="listen for OSC on UDP port P: keypoints (the input when no --video/--camera/--keypoints "
@@ -144,7 +148,8 @@ def _run_live(args: argparse.Namespace) -> int:
                        stats=str(args.stats) if args.stats else None,
                        record=str(args.record) if args.record else None, latency_offset_ms=args.latency_offset,
                        tempo_range=args.tempo_range, clock=not args.no_clock, quiet=args.quiet,
-                       reserve_core=args.reserve_core, osc_port=args.osc_port, osc_host=args.osc_host,
+                       reserve_core=args.reserve_core, rt_priority=args.rt_priority,
+                       osc_port=args.osc_port, osc_host=args.osc_host,
                        osc_image_size=tuple(args.osc_image_size) if args.osc_image_size else None,
                        osc_out=args.osc_out, link=args.link, count_in=args.count_in, gesture=args.gesture,
                        drum_map=args.drum_map, preview=args.preview)
