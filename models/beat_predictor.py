@@ -59,7 +59,7 @@ fixed-lag tracker's decided beats replayed through the engine's scheduling as ab
 p90 of |error| from 6 s; the replay gives the engine's own figures on the 200 held-out clips to 0.1 F):
 
 ==================================================  ======================  ======================
-clips (generator-2.0 causal weights, lag 15)        before                  now
+clips (causal weights of 3 December, lag 15)        before                  now
 ==================================================  ======================  ======================
 validation_clip(2000..2099) of the held-out config  79.3 / 30.1 / 140 ms    81.7 / 28.9 / 119 ms
 200 held-out clips                                  81.6 / 27.8 / 103 ms    83.0 / 27.5 / 98 ms
