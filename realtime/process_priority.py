@@ -23,8 +23,8 @@ import os
 import sys
 import threading
 
-__all__ = ["BACKGROUND_NICE", "FRAME_LOOP_RT_PRIORITY", "lower_priority", "raise_frame_loop_priority",
-           "reserve_frame_loop_core"]
+__all__ = ["BACKGROUND_NICE", "FRAME_LOOP_RT_PRIORITY", "lower_frame_loop_priority", "lower_priority",
+           "raise_frame_loop_priority", "release_frame_loop_core", "reserve_frame_loop_core"]
 
 #: The nice value added to background work.
 BACKGROUND_NICE = 5
