@@ -15,7 +15,8 @@ held: that clip fails ("worker process died ..."), the temporary files it left a
 worker takes the next clip.
 
 Ctrl-C: workers ignore SIGINT (the terminal sends it to the whole process group); the parent, on
-KeyboardInterrupt (or SIGTERM, which the CLI raises as one), sends each worker SIGTERM, which a worker
+KeyboardInterrupt (or SIGTERM, which the CLI raises as one; a Ctrl-C whose KeyboardInterrupt got lost in a
+finalizer is remembered and raised again, see ``_remembered_interrupt``), sends each worker SIGTERM, which a worker
 raises as KeyboardInterrupt, so that render's clean-up runs (ffmpeg children killed, temporary files
 removed: outputs are written atomically). A worker that has not exited after ``STOP_TIMEOUT_S`` is
 killed and its clip folder's temporary files removed.
@@ -40,6 +41,8 @@ __all__ = ["STOP_TIMEOUT_S", "run_local"]
 
 #: Seconds a worker has to exit after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 20.0
+#: The longest the parent waits for a worker's message before it checks for a remembered Ctrl-C.
+WAIT_S = 0.5
 #: Modules the fork server imports once for every worker it forks: imports that start no thread (the
 #: fork server must stay single-threaded to fork safely; onnxruntime starts one when imported, so each
 #: worker imports it on its first clip) and load no model.
@@ -126,6 +129,31 @@ def _launch_env() -> Iterator[None]:
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _remembered_interrupt() -> Iterator[list[int]]:
+    """While a batch runs in the main thread with Python's default Ctrl-C handling: SIGINT raises
+    KeyboardInterrupt as usual, and is also remembered (the list it yields fills), so that the batch loop
+    raises it again if it was lost. Python runs a signal's handler at the main thread's next bytecode; after
+    a long garbage collection (a large process, as a pytest run) that can be inside some object's
+    ``__del__``, where the KeyboardInterrupt is printed as "Exception ignored" and dropped: the batch then
+    rendered every clip and ended with status 0 after a Ctrl-C."""
+    got: list[int] = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield got
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield got
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _ensure_fork_server(ctx: Any) -> None:
     if ctx.get_start_method() == "forkserver":
         from multiprocessing import forkserver
@@ -174,6 +202,12 @@ def run_local(tasks: Sequence[dict[str, Any]], jobs: int,
     process as each clip ends (see :func:`~.batch_worker.render_clip` for the outcome). Returns, once
     every worker has exited, the CPU seconds the workers used (with their children, e.g. ffmpeg), as
     each reports it when it stops (a worker that died is not counted)."""
+    with _remembered_interrupt() as interrupted:
+        return _run_workers(tasks, jobs, on_outcome, interrupted)
+
+
+def _run_workers(tasks: Sequence[dict[str, Any]], jobs: int,
+                 on_outcome: Callable[[dict[str, Any], dict[str, Any]], None], interrupted: list[int]) -> float:
     ctx = _context()
     pending = deque(tasks)
     workers: list[_Worker] = []
@@ -184,8 +218,11 @@ def run_local(tasks: Sequence[dict[str, Any]], jobs: int,
             workers.append(w)
             w.give(pending.popleft())
         while any(w.task is not None for w in workers):
+            if interrupted:  # a Ctrl-C whose KeyboardInterrupt was lost (see _remembered_interrupt)
+                raise KeyboardInterrupt
             busy = [w for w in workers if w.task is not None]
-            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
+            # a timeout: a SIGINT taken by another thread of this process does not wake this wait
+            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=WAIT_S))
             for w in busy:
                 if w.conn not in ready and w.process.sentinel not in ready:
                     continue

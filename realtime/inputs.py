@@ -67,15 +67,18 @@ class KeypointReplay:
 
     async def stream(self, start: float | None = None, duration_s: float | None = None) -> AsyncIterator[InputFrame]:
         """The schedule on the running loop's monotonic clock (``loop.time()``): each frame is yielded once
-        its arrival time has come; stops after ``duration_s`` (or the clip's end without ``loop``)."""
+        its arrival time has come; stops after ``duration_s`` (or the clip's end without ``loop``). It suspends
+        before every frame, also when the frame is overdue."""
         ev_loop = asyncio.get_running_loop()
         t0 = ev_loop.time() if start is None else start
         for frame in self.frames(t0):
             if duration_s is not None and frame.capture_time - t0 > duration_s:
                 return
             delay = frame.arrival_time - ev_loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # behind schedule the loop still runs between frames (sleep(0)): without it an overdue replay
+            # yielded frame after frame without suspending, so the MIDI poller starved and a Ctrl-C (the
+            # main task's cancellation, delivered only at a suspension) waited until it caught up
+            await asyncio.sleep(max(delay, 0.0))
             yield frame
 
 

@@ -232,6 +232,34 @@ def test_ctrl_c_stops_the_workers_and_writes_the_summary(clips, tmp_path, capsys
     assert _no_partial_files(out)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_lost_in_a_finalizer_still_stops_the_batch(clips, tmp_path):
+    """Python runs the SIGINT handler at the main thread's next bytecode, which can be inside an object's
+    __del__ (after a long garbage collection), where its KeyboardInterrupt is dropped ("Exception ignored").
+    Here it is made to happen in the first clip's outcome callback: the batch still stops with
+    KeyboardInterrupt, its workers gone, instead of rendering every clip."""
+
+    class TakesTheInterrupt:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10_000):  # the handler runs here, inside __del__
+                pass
+
+    cfg = {"config": dataclasses.asdict(RenderConfig(instrument="none")), "input_sha256": None}
+    tasks = [{"index": i, "input": str(clips["jumping"]), "outdir": str(tmp_path / f"c{i}"), **cfg} for i in range(3)]
+    outcomes: list[int] = []
+
+    def on_outcome(task: dict, outcome: dict) -> None:
+        outcomes.append(task["index"])
+        if len(outcomes) == 1:
+            TakesTheInterrupt()  # made and collected at once: its __del__ runs now
+
+    with pytest.raises(KeyboardInterrupt):
+        run_local(tasks, 1, on_outcome)
+    assert outcomes == [0] and not multiprocessing.active_children()
+    assert _no_partial_files(tmp_path)
+
+
 @pytest.mark.slow
 def test_ctrl_c_in_a_terminal_stops_the_batch(clips, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "rhythmicnet", "render", str(clips["jumping"]),

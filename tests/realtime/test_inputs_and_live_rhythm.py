@@ -54,6 +54,46 @@ def test_stream_on_the_event_loop_yields_in_order_not_before_arrival(dance):
     assert all(now >= due - 1e-3 for due, now in got)  # never handed out before its keypoints exist
 
 
+def test_an_overdue_replay_still_lets_the_loop_run_and_is_cancelled_at_once(dance):
+    """Behind schedule (every frame overdue, as after a stall) the replay still suspends between frames: the
+    other tasks (the MIDI poller) run, and the consumer's cancellation (how asyncio.run delivers Ctrl-C) ends
+    it within a frame. Before, it yielded overdue frames without suspending: neither happened until it had
+    caught up, and with --loop on a loaded machine a Ctrl-C went unanswered."""
+    asyncio.set_event_loop_policy(event_loop_policy())
+
+    async def run() -> tuple[int, int, bool]:
+        loop = asyncio.get_running_loop()
+        replay = KeypointReplay(dance.sequence, loop=True)
+        other_ran, consumed = [], [0]
+
+        async def consume() -> None:
+            async for _ in replay.stream(start=loop.time() - 1e5):  # ~3 million frames overdue
+                consumed[0] += 1
+                if consumed[0] == 20:
+                    consumer.cancel()  # as asyncio.Runner's SIGINT handler does, from inside the running task
+                if consumed[0] >= 5000:  # not cancelled: stop rather than replay the whole backlog
+                    return
+
+        async def other() -> None:
+            other_ran.append(consumed[0])
+
+        consumer = asyncio.create_task(consume())
+        asyncio.create_task(other())
+        try:
+            await consumer
+            cancelled = False
+        except asyncio.CancelledError:
+            cancelled = True
+        return consumed[0], other_ran[0] if other_ran else -1, cancelled
+
+    try:
+        consumed, other_at, cancelled = asyncio.run(run())
+    finally:
+        asyncio.set_event_loop_policy(None)
+    assert cancelled and consumed == 20
+    assert 0 <= other_at <= 2  # the other task ran at the first suspension, not after the backlog
+
+
 @pytest.mark.skipif(not has_beat_model("full_causal"), reason="shipped causal beat model missing")
 def test_live_rhythm_on_a_replayed_synthetic_dancer_finds_the_tempo(dance):
     """The shipped causal model through LiveRhythm, fed frame by frame as the replay delivers them: after

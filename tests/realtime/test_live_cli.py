@@ -51,6 +51,27 @@ def _collect(inp: object, proc: subprocess.Popen, timeout: float) -> list[mido.M
     return got
 
 
+def _process_report(pid: int) -> str:
+    """Each thread of ``pid`` and of its child processes: name, state, kernel wait channel, and the signal
+    masks (pending, blocked, ignored, caught), from /proc (Linux)."""
+    lines: list[str] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for task in sorted(Path(f"/proc/{p}/task").glob("*")):
+            try:
+                status = dict(ln.split(":\t", 1) for ln in (task / "status").read_text().splitlines() if ":\t" in ln)
+                wchan = (task / "wchan").read_text()
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            sig = " ".join(f"{k}={status.get(k, '').strip()}"
+                           for k in ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"))
+            lines.append(f"{p}/{task.name} {status.get('Name', '').strip()} {status.get('State', '').strip()} "
+                         f"wchan={wchan} {sig}")
+    return "\n".join(lines)
+
+
 def _no_hanging(got: list[mido.Message]) -> None:
     held: set[tuple[int, int]] = set()
     for m in got:
@@ -127,7 +148,9 @@ def test_ctrl_c_mid_run_leaves_no_hanging_note(jack_server: None, tmp_path: Path
         assert proc.wait(20) == 130
     finally:
         if proc.poll() is None:
+            report = _process_report(proc.pid)  # where it is stuck, for a failure that does not reproduce
             proc.kill()
+            pytest.fail(f"live still running 40 s after SIGINT:\n{report}")
     _no_hanging(got)
 
 
