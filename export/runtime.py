@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import logging
 import os
 import sys
@@ -62,29 +63,63 @@ def default_cache_dir() -> Path:
     return Path(base) / "rhythmicnet" / "onnx"
 
 
+#: Options of every CUDA session: full FP32 math. ONNX Runtime's CUDA provider uses TF32 tensor cores by
+#: default (10-bit mantissa): on the lent H200 the beat step's state then differed from torch and from the
+#: CPU graphs by 1.6e-4, beyond the parity tolerance; these graphs are small enough that TF32 buys nothing.
+CUDA_OPTIONS = {"use_tf32": "0"}
+
 _CUDA_OK: bool | None = None
+_CUDA_WHY = ""  # why CUDA is not usable, for provider_note
+
+
+def probe_model() -> bytes:
+    """A one-node ONNX model (Identity on a float (1,)) that any ONNX Runtime since 1.16 opens: IR version 9,
+    opset 17 (onnx's own default IR version runs ahead of ONNX Runtime's: onnx 1.23 writes IR 14, which
+    ONNX Runtime 1.31 refuses, and the CUDA probe failed on every GPU for that reason)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Identity", ["x"], ["y"])
+    g = helper.make_graph([node], "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    return onnx._serialize(model) if hasattr(onnx, "_serialize") else model.SerializeToString()
+
+
+def _cuda_probe(ort: Any) -> bool:
+    """Open :func:`probe_model` on the CUDA provider alone; True when it really runs there (ONNX Runtime falls
+    back to CPU, with only a log line, when the provider's CUDA or cuDNN libraries do not load)."""
+    sess = ort.InferenceSession(probe_model(), providers=[CUDA])
+    return CUDA in sess.get_providers()
 
 
 def cuda_usable() -> bool:
-    """True when ONNX Runtime lists the CUDA provider and a session really opens on it."""
-    global _CUDA_OK
+    """True when ONNX Runtime lists the CUDA provider and a session really opens on it. When the first try
+    falls back to CPU, the CUDA and cuDNN libraries are preloaded with ``onnxruntime.preload_dlls`` (from
+    torch's CUDA build or the nvidia-* wheels; onnxruntime-gpu >= 1.21) and the session tried again."""
+    global _CUDA_OK, _CUDA_WHY
     if _CUDA_OK is None:
         ort = _ort()
         _CUDA_OK = False
-        if CUDA in ort.get_available_providers():
-            try:
-                import onnx
-                from onnx import TensorProto, helper
-
-                node = helper.make_node("Identity", ["x"], ["y"])
-                g = helper.make_graph([node], "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-                model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-                sess = ort.InferenceSession(onnx._serialize(model) if hasattr(onnx, "_serialize")
-                                            else model.SerializeToString(), providers=[CUDA])
-                _CUDA_OK = CUDA in sess.get_providers()
-            except Exception:  # noqa: BLE001 - any failure means: no usable CUDA
-                _CUDA_OK = False
+        if CUDA not in ort.get_available_providers():
+            _CUDA_WHY = "this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+            return False
+        # a CPU-only machine with onnxruntime-gpu fails here by design: no error lines from ONNX Runtime's
+        # logger, nor from preload_dlls (which prints each library it could not load)
+        ort.set_default_logger_severity(4)
+        try:
+            _CUDA_OK = _cuda_probe(ort)
+            if not _CUDA_OK and hasattr(ort, "preload_dlls"):
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    ort.preload_dlls()
+                _CUDA_OK = _cuda_probe(ort)
+            if not _CUDA_OK:
+                _CUDA_WHY = "the CUDA provider did not load: its CUDA / cuDNN libraries were not found"
+        except Exception as e:  # noqa: BLE001 - any failure means: no usable CUDA
+            _CUDA_OK = False
+            _CUDA_WHY = f"a CUDA session failed: {str(e).splitlines()[0][:160] if str(e) else type(e).__name__}"
+        finally:
+            ort.set_default_logger_severity(3)  # as _ort() leaves it
     return _CUDA_OK
 
 
@@ -103,7 +138,7 @@ def provider_note(device: str = "auto") -> str:
     """One line saying which provider runs the graphs (printed once by the CLI)."""
     if available_providers(device)[0] == CUDA:
         return "onnx: CUDAExecutionProvider (GPU); step graphs pick CPU or CUDA by measurement"
-    return "onnx: CPUExecutionProvider (no usable CUDA GPU)"
+    return f"onnx: CPUExecutionProvider (no usable CUDA GPU{': ' + _CUDA_WHY if _CUDA_WHY else ''})"
 
 
 def session_options(step: bool, threads: int = 1) -> Any:
@@ -135,7 +170,7 @@ class OrtGraph:
         ort = _ort()
         self.path = Path(path)
         self.spec = spec
-        providers = [provider] if provider == CPU else [provider, CPU]
+        providers: list[Any] = [provider] if provider == CPU else [(provider, CUDA_OPTIONS), CPU]
         try:
             self.session = ort.InferenceSession(str(self.path), session_options(spec.step, threads),
                                                 providers=providers)
@@ -232,7 +267,7 @@ class CudaGraphStep:
         self.provider = f"{CUDA} (CUDA graph)"
         self.pairs = {n: f"{n}_out" for n in spec.inputs if f"{n}_out" in spec.outputs}
         so = session_options(True)
-        opts = [{"enable_cuda_graph": "1"}]
+        opts = [{"enable_cuda_graph": "1", **CUDA_OPTIONS}]
         self.sessions = [ort.InferenceSession(str(path), so, providers=[(CUDA, opts[0])]) for _ in range(2)]
 
         def buf(a: np.ndarray) -> Any:

@@ -188,7 +188,7 @@ class HitsPrefillGraph(GraphModule):
         if c.aligned_memory:
             x = x + memory[:, :t]
         causal = idx.view(-1, 1) >= idx.view(1, -1)  # (T, T)
-        pad = torch.zeros(b, c.n_heads, c.max_steps - t, c.head_dim, dtype=x.dtype)
+        pad = torch.zeros(b, c.n_heads, c.max_steps - t, c.head_dim, dtype=x.dtype, device=x.device)
         ks, vs = [], []
         for i, layer in enumerate(m.decoder_layers):
             h = layer.ln_self(x)
@@ -198,7 +198,7 @@ class HitsPrefillGraph(GraphModule):
             x = x + layer.self_attn.attend(h, k, v, causal)
             x = layer._after_self(x, cross_k[i], cross_v[i])
         logits = F.linear(m.decoder_norm(x[:, -1]), m.token_embedding.weight)  # (B, V), tied weights
-        return logits, torch.stack(ks), torch.stack(vs), torch.full((), t, dtype=torch.long)
+        return logits, torch.stack(ks), torch.stack(vs), torch.full((), t, dtype=torch.long, device=x.device)
 
     def example_inputs(self) -> tuple[Tensor, ...]:
         rhythm = torch.zeros(2, 32, dtype=torch.long)
@@ -370,11 +370,12 @@ class MusicStepGraph(GraphModule):
         bar_k, bar_v, mem_k, mem_v, cross_k, cross_v = (per_layer[j * nd : (j + 1) * nd] for j in range(6))
         x = m.dec_emb(token) + m.instrument_emb(instrument)  # (1, D)
         earlier = self.bar_index < position  # (Lb,): the bar's keys written before this token
-        allowed = torch.cat([dec_valid.squeeze(0), earlier, torch.ones(1, dtype=torch.bool)])  # (M + Lb + 1,)
+        one = torch.ones(1, dtype=torch.bool, device=x.device)
+        allowed = torch.cat([dec_valid.squeeze(0), earlier, one])  # (M + Lb + 1,)
         # distance of each key to this query: memory slot j: M + position - j; bar slot s: position - s; self: 0
         distance = torch.cat([self.slots + position - self.mem_index, (position - self.bar_index).clamp(min=0),
-                              torch.zeros(1, dtype=torch.long)])
-        ctx_bias = torch.zeros(ctx_valid.shape[1]).masked_fill(~ctx_valid.squeeze(0), NEG)  # (Le,)
+                              torch.zeros(1, dtype=torch.long, device=x.device)])
+        ctx_bias = torch.zeros(ctx_valid.shape[1], device=x.device).masked_fill(~ctx_valid.squeeze(0), NEG)  # (Le,)
         inputs, rows_k, rows_v = [], [], []
         for i, layer in enumerate(m.decoder_layers()):
             inputs.append(x)

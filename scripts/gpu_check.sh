@@ -12,7 +12,8 @@
 # installs under site-packages/nvidia. The transfer limits of the lent machine (64 MiB a call, the checkout
 # included; the checkout alone is ~67 MB with the weights) mean sending it in parts: split -b 60M, then
 #   cat PARTS > onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl   (into WHEELS) there.
-# Usage: scripts/gpu_check.sh WHEELS
+# Usage: [PARITY_K=EXPR] [BENCH=0] scripts/gpu_check.sh WHEELS   (PARITY_K: a pytest -k expression, to run only
+# some parity tests; BENCH=0: no bench models)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=${1:?usage: scripts/gpu_check.sh WHEELS_DIR}
@@ -28,7 +29,7 @@ for d in models offline realtime export; do [ -e rhythmicnet/$d ] || ln -s ../$d
 export RHYTHMICNET_ONNX_CACHE=/tmp/rhythmicnet_onnx
 nvidia-smi -L
 python3 -c "import torch, onnxruntime as o; print('torch', torch.__version__, torch.cuda.is_available()); print('onnxruntime', o.__version__, o.get_available_providers()); from rhythmicnet.export.runtime import cuda_usable, provider_note; print('cuda_usable', cuda_usable(), '-', provider_note())" 2>&1 | tee "$OUT/providers.txt"
-timeout 300 python3 -m pytest -p no:cacheprovider -o addopts="--import-mode=importlib" -q -rs tests/export/test_onnx_parity.py 2>&1 | tee "$OUT/pytest.log" | tail -25
-timeout 400 python3 -m rhythmicnet bench models --device cuda --seconds 1.5 --json "$OUT/models.json" > "$OUT/bench.txt" 2> "$OUT/bench.err"
+timeout 300 python3 -m pytest -p no:cacheprovider -o addopts="--import-mode=importlib" -q -rs ${PARITY_K:+-k "$PARITY_K"} tests/export/test_onnx_parity.py 2>&1 | tee "$OUT/pytest.log" | tail -25
+[ "${BENCH:-1}" = 0 ] || timeout 400 python3 -m rhythmicnet bench models --device cuda --seconds 1.5 --json "$OUT/models.json" > "$OUT/bench.txt" 2> "$OUT/bench.err"
 echo "bench models: exit $?"; cat "$OUT/bench.txt"; tail -5 "$OUT/bench.err"
 for d in models offline realtime export; do [ -L rhythmicnet/$d ] && rm rhythmicnet/$d; done

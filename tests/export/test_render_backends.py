@@ -90,6 +90,21 @@ def test_providers_on_a_cpu_only_machine(onnx_cache: Path) -> None:
         provider_note("cuda")
     auto = OnnxGraphs(onnx_cache, device="auto")
     assert auto.providers == [CPU] and auto.cache_dir == onnx_cache
+    # the note says why: here the provider's libraries are missing, never that the probe itself was refused
+    assert "no usable CUDA GPU: " in note and "IR version" not in note, note
+
+
+def test_the_cuda_probe_model_opens_in_this_onnx_runtime() -> None:
+    """cuda_usable() opens probe_model() on CUDA; the model itself must load in the installed ONNX Runtime.
+    It did not (onnx 1.23 wrote IR version 14, ONNX Runtime 1.31 takes 13 at most), so CUDA was never used
+    on any GPU: found on the lent H200."""
+    import onnxruntime as ort
+
+    from rhythmicnet.export.runtime import probe_model
+
+    sess = ort.InferenceSession(probe_model(), providers=[CPU])
+    out = sess.run(None, {"x": np.array([2.5], np.float32)})[0]
+    np.testing.assert_array_equal(out, [2.5])
 
 
 def test_graph_factory_choices(onnx_cache: Path, fresh_factories: None) -> None:
