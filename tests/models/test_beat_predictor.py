@@ -186,3 +186,43 @@ def test_a_short_run_of_beats_a_little_off_tempo_does_not_restart_the_grid():
         BeatPredictorConfig(retempo_beats=2)
     with pytest.raises(ValueError):
         BeatPredictorConfig(retempo_ratio=0.0)
+
+
+def test_a_restart_is_as_unsure_of_its_period_as_its_beats_are():
+    """The (re)start covariance is the least-squares one of the beats it was fitted to, with their spread
+    the larger of the configured beat noise and the fit's residuals."""
+    from rhythmicnet.models.beat_predictor import _fit_covariance, _fit_line
+
+    beats = (1.0, 1.53, 2.0, 2.56, 3.0)
+    last, period, _ = _fit_line(beats)
+    k = np.round((np.asarray(beats) - beats[-1]) / period)
+    x = np.stack([np.ones_like(k), k], 1)
+    resid = np.asarray(beats) - x @ np.array([last, period])
+    s2 = max(0.03 ** 2, float(resid @ resid) / (len(beats) - 2))
+    np.testing.assert_allclose(_fit_covariance(beats, last, period, 0.03), s2 * np.linalg.inv(x.T @ x), rtol=1e-9)
+    # beats on a line: the configured noise sets the spread
+    clean = tuple(1.0 + 0.5 * np.arange(4))
+    last, period, _ = _fit_line(clean)
+    assert np.isclose(_fit_covariance(clean, last, period, 0.03)[1, 1], 0.03 ** 2 / 5.0)
+
+
+def test_a_restart_from_scattered_beats_takes_the_next_beats_tempo_at_once(monkeypatch):
+    """Three scattered decided beats (re)start the grid with a period 5 % slow; the next, exact beats
+    correct it within two beats. With the earlier restart covariance ((beat noise / n)^2 for the period, half
+    the least-squares variance for 3 beats and blind to the scatter) the grid held the wrong tempo longer."""
+    import rhythmicnet.models.beat_predictor as bp
+
+    true = 1.0 + 0.55 * np.arange(8)
+    scatter = tuple(true[:3] + np.array([-0.03, 0.03, 0.03]))
+
+    def period_errors() -> list[float]:
+        p = BeatPredictor()
+        p.state = p._start(scatter)
+        assert p.state is not None and abs(p.state.mean[1] - 0.55) > 0.025  # type: ignore[index]
+        return [abs(p.process_online(float(b)).period - 0.55) for b in true[3:]]  # type: ignore[union-attr]
+
+    now = period_errors()
+    monkeypatch.setattr(bp, "_fit_covariance", lambda beats, last, period, noise: np.diag(
+        [noise ** 2, (noise / len(beats)) ** 2]))
+    before = period_errors()
+    assert now[1] < 0.5 * before[1], (now, before)
