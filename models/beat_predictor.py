@@ -173,14 +173,21 @@ class BeatPredictorState:
     window: tuple[float, ...] = ()  # the last retempo_beats decided beats, used or not (the tempo check)
 
 
+def _beat_indices(beats: tuple[float, ...]) -> tuple[np.ndarray, float, np.ndarray]:
+    """``beats`` (s) as an array, their median interval, and each beat's index on a grid of that interval
+    counted from the last beat (0; missed beats bridged). Shapes: (n,), -, (n,); the indices are all 0 when
+    the median interval is not positive."""
+    b = np.asarray(beats, float)
+    period = float(np.median(np.diff(b)))
+    return b, period, np.round((b - b[-1]) / period) if period > 0 else np.zeros_like(b)
+
+
 def _fit_line(beats: tuple[float, ...]) -> tuple[float, float, float]:
     """Least-squares beat grid through ``beats`` (s), indices by the median interval (missed beats
     bridged): (time of the last beat on the line, period, largest |residual| as a fraction of the period)."""
-    b = np.asarray(beats, float)
-    period = float(np.median(np.diff(b)))
+    b, period, n = _beat_indices(beats)
     if period <= 0:
         return float(b[-1]), period, np.inf
-    n = np.round((b - b[-1]) / period)
     a = np.stack([np.ones_like(n), n], 1)
     (last, slope), *_ = np.linalg.lstsq(a, b, rcond=None)
     misfit = float(np.max(np.abs(a @ np.array([last, slope]) - b))) / abs(slope) if slope else np.inf
@@ -193,8 +200,7 @@ def _fit_covariance(beats: tuple[float, ...], last: float, period: float, beat_n
     three beats that scatter is as unsure of its period as it is: the filter then takes the next beats'
     tempo at once, where it used to hold a wrong restart tempo for several beats (its period variance was
     (beat noise / n)^2, half the least-squares one for 3 beats, and blind to the residuals)."""
-    b = np.asarray(beats, float)
-    k = np.round((b - b[-1]) / period)  # beat indices, the last one 0 (as _fit_line numbers them)
+    b, _, k = _beat_indices(beats)  # numbered as _fit_line numbers them
     n = len(b)
     kbar = float(k.mean())
     skk = float(((k - kbar) ** 2).sum())

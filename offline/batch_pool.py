@@ -135,8 +135,8 @@ def _remembered_interrupt() -> Iterator[list[int]]:
     KeyboardInterrupt as usual, and is also remembered (the list it yields fills), so that the batch loop
     raises it again if it was lost. Python runs a signal's handler at the main thread's next bytecode; after
     a long garbage collection (a large process, as a pytest run) that can be inside some object's
-    ``__del__``, where the KeyboardInterrupt is printed as "Exception ignored" and dropped: the batch then
-    rendered every clip and ended with status 0 after a Ctrl-C."""
+    ``__del__``, where the KeyboardInterrupt is printed as "Exception ignored" and dropped: the batch would
+    then render every clip and end with status 0 after a Ctrl-C (the test drops one so)."""
     got: list[int] = []
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):

@@ -88,3 +88,31 @@ def _sigint_left_as_found(request: pytest.FixtureRequest):  # type: ignore[no-un
         signal.signal(signal.SIGINT, before[0])  # type: ignore[arg-type]  (re-installs the C handler too)
         signal.pthread_sigmask(signal.SIG_SETMASK, before[2])
         pytest.fail(f"{request.node.nodeid} left SIGINT changed: {before} -> {after}")
+
+
+def _process_report(pid: int) -> str:
+    """Each thread of ``pid`` and of its child processes: name, state, kernel wait channel, and the signal
+    masks (pending, blocked, ignored, caught), from /proc (Linux)."""
+    lines: list[str] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for task in sorted(Path(f"/proc/{p}/task").glob("*")):
+            try:
+                status = dict(ln.split(":\t", 1) for ln in (task / "status").read_text().splitlines() if ":\t" in ln)
+                wchan = (task / "wchan").read_text()
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            sig = " ".join(f"{k}={status.get(k, '').strip()}"
+                           for k in ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"))
+            lines.append(f"{p}/{task.name} {status.get('Name', '').strip()} {status.get('State', '').strip()} "
+                         f"wchan={wchan} {sig}")
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def process_report():  # type: ignore[no-untyped-def]
+    """``process_report(pid)``: every thread of ``pid`` and of its child processes, with state, kernel wait
+    channel and signal masks (Linux /proc): for a Ctrl-C test's failure message, where an interrupt went."""
+    return _process_report

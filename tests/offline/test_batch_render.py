@@ -192,22 +192,7 @@ def test_a_worker_that_dies_fails_only_its_clip(clips, tmp_path):
         assert len(list(Path(f"/proc/{server}/task").iterdir())) == 1
 
 
-def _thread_signal_report() -> str:
-    """Each thread of this process: name, state and signal masks (pending, blocked, ignored, caught), from
-    /proc (Linux): where a lost SIGINT went, for a failure that does not reproduce."""
-    lines = []
-    for task in sorted(Path("/proc/self/task").glob("*")):
-        try:
-            st = dict(ln.split(":\t", 1) for ln in (task / "status").read_text().splitlines() if ":\t" in ln)
-        except OSError:
-            continue
-        lines.append(" ".join([task.name, st.get("Name", "").strip(), st.get("State", "").strip()]
-                              + [f"{k}={st.get(k, '').strip()}" for k in ("SigPnd", "ShdPnd", "SigBlk", "SigIgn",
-                                                                           "SigCgt")]))
-    return "\n".join(lines)
-
-
-def test_ctrl_c_stops_the_workers_and_writes_the_summary(clips, tmp_path, capsys):
+def test_ctrl_c_stops_the_workers_and_writes_the_summary(clips, tmp_path, capsys, process_report):
     """SIGINT to this process while its workers render: status 130, every worker gone, no temporary file,
     and batch.json says what did not finish."""
     # eight clips for two workers: the batch outlasts the 0.3 s before the interrupt by several clips (with
@@ -239,7 +224,7 @@ def test_ctrl_c_stops_the_workers_and_writes_the_summary(clips, tmp_path, capsys
     except KeyboardInterrupt:  # only if the signal came after the batch had ended
         rc = None
     assert sent, "the batch ended before the interrupt was sent"
-    assert rc == 130, f"the interrupt was not seen; this process's threads:\n{_thread_signal_report()}"
+    assert rc == 130, f"the interrupt was not seen; this process's threads:\n{process_report(os.getpid())}"
     assert capsys.readouterr().err.strip().splitlines()[-1] == "rhythmicnet: interrupted"
     assert not multiprocessing.active_children()
     summary = json.loads((out / "batch.json").read_text())

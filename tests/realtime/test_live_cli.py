@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mido
@@ -49,27 +50,6 @@ def _collect(inp: object, proc: subprocess.Popen, timeout: float) -> list[mido.M
             break
         time.sleep(0.01)
     return got
-
-
-def _process_report(pid: int) -> str:
-    """Each thread of ``pid`` and of its child processes: name, state, kernel wait channel, and the signal
-    masks (pending, blocked, ignored, caught), from /proc (Linux)."""
-    lines: list[str] = []
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        for task in sorted(Path(f"/proc/{p}/task").glob("*")):
-            try:
-                status = dict(ln.split(":\t", 1) for ln in (task / "status").read_text().splitlines() if ":\t" in ln)
-                wchan = (task / "wchan").read_text()
-                todo += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            sig = " ".join(f"{k}={status.get(k, '').strip()}"
-                           for k in ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"))
-            lines.append(f"{p}/{task.name} {status.get('Name', '').strip()} {status.get('State', '').strip()} "
-                         f"wchan={wchan} {sig}")
-    return "\n".join(lines)
 
 
 def _no_hanging(got: list[mido.Message]) -> None:
@@ -122,7 +102,8 @@ def test_live_video_loop_into_a_virtual_port(jack_server: None, tmp_path: Path) 
     assert all(abs(t / 1e6 - g) < 3e-4 for t, g in zip(tempi[-len(gaps):], gaps, strict=True)), (tempi, gaps)
 
 
-def test_ctrl_c_mid_run_leaves_no_hanging_note(jack_server: None, tmp_path: Path) -> None:
+def test_ctrl_c_mid_run_leaves_no_hanging_note(jack_server: None, tmp_path: Path,
+                                                process_report: Callable[[int], str]) -> None:
     from rhythmicnet.offline.keypoint_io import save_keypoints
     from rhythmicnet.offline.synthetic_dancer import DancerConfig, generate_clip
 
@@ -148,7 +129,7 @@ def test_ctrl_c_mid_run_leaves_no_hanging_note(jack_server: None, tmp_path: Path
         assert proc.wait(20) == 130
     finally:
         if proc.poll() is None:
-            report = _process_report(proc.pid)  # where it is stuck, for a failure that does not reproduce
+            report = process_report(proc.pid)  # where it is stuck, for a failure that does not reproduce
             proc.kill()
             pytest.fail(f"live still running 40 s after SIGINT:\n{report}")
     _no_hanging(got)
