@@ -83,11 +83,17 @@ def test_live_video_loop_into_a_virtual_port(jack_server: None, tmp_path: Path) 
     for stage in ("rhythm", "engine", "plan", "schedule"):
         assert s["stages"][stage]["p99_ms"] >= s["stages"][stage]["median_ms"] >= 0
     assert 0 <= s["pose_ms"]["count"] - s["input_frames"] <= 1  # pose on every frame
-    # the grid starts within 14 s and, once started, is sent beat after beat until the stop (no gap, no jump)
+    # the grid starts within 14 s and, once started, is sent beat after beat until the stop: no beat missing
+    # or doubled. Following, the next beat moves to the dancer's nearest predicted beat (at most half a beat:
+    # test_follow_moves_the_next_beat_to_the_dancers_nearest_beat), so every interval lies within half and
+    # 1.5 periods of the tempo range (60-180 BPM by default, 5 % for the predictor's drift); how much the
+    # tracker's tempo and phase wander on this clip is the beat benchmarks' business, not this test's
     grid = s["beat_grid"]
     assert len(grid) > 8 and grid[0] < 14.0, grid
-    gaps = [b - a for a, b in zip(grid, grid[1:], strict=False)]
-    assert all(0.6 * max(gaps) < g for g in gaps) and 60 / max(gaps) > 55 and 60 / min(gaps) < 190, gaps
+    gaps = [round(b - a, 4) for a, b in zip(grid, grid[1:], strict=False)]
+    shown = " ".join(f"{g:.3f}" for g in gaps)  # a string: pytest cuts a long list's repr short
+    assert all(0.5 * 60 / 180 * 0.95 < g < 1.5 * 60 / 60 * 1.05 for g in gaps), shown
+    assert 60 < 60 / sorted(gaps)[len(gaps) // 2] < 180, shown
     assert grid[-1] > 20.0 - 2 * max(gaps), grid
     # MIDI clock: Start with bar 0, pulses, Stop before the final all-notes-off
     types = [m.type for m in got]

@@ -101,6 +101,23 @@ def test_follow_moves_to_the_dancers_new_tempo(drums):
     assert clock_bpm(sink, 12.0) == pytest.approx(100.0, rel=0.02)
 
 
+@pytest.mark.parametrize("shift, gap", [(0.2, 0.7), (0.35, 0.35)])
+def test_follow_moves_the_next_beat_to_the_dancers_nearest_beat(drums, shift, gap):
+    """The dancer's predicted phase jumps (120 BPM on, shifted by ``shift`` at 8 s): following, the next beat
+    not yet frozen goes to the predicted beat nearest it, at once (the design: notes re-anchor to the latest
+    estimate). One interval of the sent grid is ``gap`` (0.5 + 0.2 later; 0.5 - 0.15 earlier, 0.35 being
+    nearer than 0.85), none skipped or doubled, and every later beat is on the dancer's new grid."""
+    engine, clock, _ = make(drums, ScriptedRhythm(period=0.5, shift=shift))
+    run(engine, clock, 12.0)
+    grid = np.array(engine.stats.beat_grid)
+    steps = np.diff(grid)
+    jumped = np.flatnonzero(np.abs(steps - 0.5) > 1e-6)
+    assert len(jumped) == 1 and steps[jumped[0]] == pytest.approx(gap, abs=1e-6), steps
+    assert CHANGE_AT - 0.1 < grid[jumped[0]] <= CHANGE_AT + 0.05  # the beat at 8 s was sent before the jump
+    after = grid[jumped[0] + 1:]
+    assert np.allclose((after - CHANGE_AT - shift) / 0.5, np.round((after - CHANGE_AT - shift) / 0.5), atol=1e-6)
+
+
 def test_hold_freezes_tempo_and_phase_and_release_follows_again(drums):
     engine, clock, sink = make(drums)
     run(engine, clock, 18.0, [(6.0, lambda now: engine.hold()), (13.0, lambda now: engine.release())])
