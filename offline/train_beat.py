@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from tqdm import tqdm
 from rhythmicnet.errors import InputError
 from rhythmicnet.fileio import atomic_path, ensure_output_dir, write_text_atomic
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats
-from rhythmicnet.models.beat_net import ABLATION_ROWS, BeatNet, ablation_config, beat_loss
+from rhythmicnet.models.beat_net import ABLATION_ROWS, BeatNet, BeatNetConfig, ablation_config, beat_loss
 from rhythmicnet.models.clip_preparation import PreparedClip, prepare_clip
 from rhythmicnet.models.keypoints import MODEL_FPS
 from rhythmicnet.models.tcn_beat import TCNBeat, TCNBeatConfig
@@ -85,22 +85,37 @@ class BeatTrainConfig:
     #: Start from these weights instead of a fresh network (fine-tuning on a new generator): a weights file
     #: (``.pt``) or a shipped model name (``full``, ``full_causal``, ...); the architecture must match.
     init_from: str | None = None
+    #: :class:`BeatNetConfig` fields that differ from the ablation row's defaults (a wider or deeper network,
+    #: e.g. ``{"stgcn_channels": [32] * 10}``); saved in the manifest's architecture like every other field.
+    arch: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
             raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}; got {self.model!r}")
+        if self.arch and self.model == "tcn":
+            raise ValueError("architecture overrides are for the beat networks, not the TCN baseline")
+        build_config(self.model, self.causal, self.arch)  # a bad override fails here, before any training
 
     @property
     def name(self) -> str:
         return f"{self.model}_causal" if self.causal else self.model
 
 
-def build_model(model: str, causal: bool) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """A fresh network for a model kind, with its config dict (saved in the manifest)."""
+def build_config(model: str, causal: bool, arch: dict[str, Any] | None = None) -> BeatNetConfig | None:
+    """The network config of a model kind (None for the TCN baseline), with ``arch`` overrides."""
     if model == "tcn":
+        return None
+    if "causal" in (arch or {}):
+        raise ValueError("causal is set by --causal, not by an architecture override")
+    return ablation_config(model, causal=causal, **(arch or {}))
+
+
+def build_model(model: str, causal: bool, arch: dict[str, Any] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A fresh network for a model kind, with its config dict (saved in the manifest)."""
+    cfg = build_config(model, causal, arch)
+    if cfg is None:
         cfg_t = TCNBeatConfig(causal=causal)
         return TCNBeat(cfg_t), {"kind": "tcn", "config": cfg_t.to_dict()}
-    cfg = ablation_config(model, causal=causal)
     return BeatNet(cfg), {"kind": "beat_net", "config": cfg.to_dict()}
 
 
@@ -175,7 +190,7 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
     device = pick_device(config.device)
     torch.set_num_threads(config.threads or max(1, os.cpu_count() or 1))
     seed_everything(config.seed)
-    model, arch = build_model(config.model, config.causal)
+    model, arch = build_model(config.model, config.causal, config.arch)
     if config.init_from and not (resume and ckpt_path.exists()):
         model.load_state_dict(_initial_weights(config.init_from))
     model.to(device)
@@ -192,6 +207,11 @@ def train_beat(out_dir: str | os.PathLike[str] = WEIGHTS_DIR, *, config: BeatTra
     generator_since, earlier_generator = 0, None
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
+        saved_arch = state.get("config", {}).get("arch", {}) or {}
+        if build_config(config.model, config.causal, saved_arch) != build_config(config.model, config.causal,
+                                                                               config.arch):
+            raise InputError(f"{ckpt_path} was trained with the architecture overrides {saved_arch}, not "
+                             f"{config.arch}: give the same --arch to resume, or another --checkpoint")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = int(state["step"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -18,6 +19,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from rhythmicnet import __version__, cli_backend, cli_bench, cli_live, cli_music, cli_render
 from rhythmicnet.cli_backend import add_backend_args, backend_from_args
@@ -170,6 +172,10 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="start from these weights (a shipped model name such as full_causal, or a .pt file) "
                         "instead of a fresh network: fine-tuning (default: fresh)")
     b.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
+    b.add_argument("--arch", action="append", default=[], metavar="FIELD=VALUE", type=_arch_override,
+                   help="a network config field other than the ablation row's default, VALUE in JSON; repeatable "
+                        "(e.g. --arch stgcn_channels=[32,32,32,32,32,32,32,32,32,32] --arch n_layers=3; "
+                        "default: none)")
     b.add_argument("--val-clips", type=int, default=24, help="validation clips for model selection (default: 24)")
     b.add_argument("--val-every", type=int, default=200, help="validate and checkpoint every N steps (default: 200)")
     _add_real_data_args(b, "train")
@@ -179,6 +185,17 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_run_train_beat)
     cli_music.add_train_music(models)
+
+
+def _arch_override(text: str) -> tuple[str, Any]:
+    """``FIELD=VALUE`` (VALUE in JSON, else a plain string) for ``train beat --arch``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _opt_str(p: Path | None) -> str | None:
@@ -203,12 +220,15 @@ def _run_train_beat(args: argparse.Namespace) -> int:
     from rhythmicnet.models.weights import WEIGHTS_DIR
     from rhythmicnet.offline.train_beat import BeatTrainConfig, train_beat
 
-    cfg = BeatTrainConfig(model=args.model, causal=args.causal, steps=args.steps, batch_size=args.batch_size,
-                          seed=args.seed, max_minutes=args.minutes, val_clips=args.val_clips,
-                          val_every=args.val_every, device=args.device, threads=args.threads,
-                          aist_dir=_opt_str(args.aist_dir), music_dir=_opt_str(args.music_dir),
-                          keypoints_dir=_opt_str(args.keypoints_dir), real_fraction=args.real_fraction,
-                          init_from=args.init_from, lr=args.lr)
+    try:  # a bad --arch (unknown field, wrong type, inconsistent sizes) fails here with a one-line message
+        cfg = BeatTrainConfig(model=args.model, causal=args.causal, steps=args.steps, batch_size=args.batch_size,
+                              seed=args.seed, max_minutes=args.minutes, val_clips=args.val_clips,
+                              val_every=args.val_every, device=args.device, threads=args.threads,
+                              aist_dir=_opt_str(args.aist_dir), music_dir=_opt_str(args.music_dir),
+                              keypoints_dir=_opt_str(args.keypoints_dir), real_fraction=args.real_fraction,
+                              init_from=args.init_from, lr=args.lr, arch=dict(args.arch))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"--arch: {exc}") from None
     out = args.output or WEIGHTS_DIR
     m = train_beat(out, config=cfg, checkpoint=args.checkpoint, resume=args.resume, progress=not args.quiet)
     t = m["training"]

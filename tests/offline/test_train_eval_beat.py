@@ -152,3 +152,37 @@ def test_eval_on_a_real_keypoints_folder(tiny_beat, keypoints_folder, tmp_path, 
     n_test = sum(split_of(f"dancer{i:02d}.npz") == "test" for i in range(12))
     assert rows["onset"]["n_clips"] == n_test == rows["full_causal"]["n_clips"]
     assert main(["eval", "beat", "--data", "aist"]) == 2  # needs --aist-dir
+
+
+def test_architecture_overrides_train_load_and_stream(tmp_path):
+    """``arch`` changes the network's size: saved in the manifest, rebuilt by the loader, and the live path's
+    ONNX step graph runs it frame by frame; resuming its checkpoint with another architecture is refused."""
+    from rhythmicnet.errors import InputError
+    from rhythmicnet.export.backends import graph_factory
+    from rhythmicnet.models.live_rhythm import LiveRhythm
+    from rhythmicnet.offline.synthetic_motion import SyntheticMotionConfig, synthesize
+
+    arch = {"stgcn_channels": [8, 8, 12], "n_layers": 1, "d_model": 32, "d_ff": 64}
+    cfg = BeatTrainConfig(model="full", causal=True, steps=2, batch_size=2, window_frames=90, clip_seconds=4.0,
+                          val_clips=1, val_every=2, threads=1, arch=arch)
+    m = train_beat(tmp_path, config=cfg, progress=False)
+    assert m["architecture"]["config"]["stgcn_channels"] == [8, 8, 12] and m["training"]["arch"] == arch
+    model = load_beat_model("full_causal", tmp_path)
+    assert model.config.stgcn_channels == (8, 8, 12) and model.config.n_layers == 1 and model.config.d_model == 32
+    seq = synthesize(SyntheticMotionConfig(duration_s=3, seed=1)).sequence
+    frames = LiveRhythm(model, graphs=graph_factory("onnx")).process_offline(seq)
+    assert len(frames) >= 80 and all(0.0 <= f.activation <= 1.0 for f in frames)
+    other = BeatTrainConfig(model="full", causal=True, steps=4, batch_size=2, window_frames=90, clip_seconds=4.0,
+                            val_clips=1, val_every=2, threads=1)
+    with pytest.raises(InputError, match="architecture overrides"):
+        train_beat(tmp_path, config=other, resume=True, progress=False)
+
+
+def test_a_bad_architecture_override_is_one_line(capsys):
+    with pytest.raises(ValueError, match="n_heads"):
+        BeatTrainConfig(causal=True, arch={"d_model": 30, "n_heads": 4})
+    with pytest.raises(ValueError, match="--causal"):
+        BeatTrainConfig(causal=True, arch={"causal": False})
+    assert main(["train", "beat", "--arch", "colour=3", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--arch" in err and "colour" in err and len(err.splitlines()) == 1 and "Traceback" not in err
