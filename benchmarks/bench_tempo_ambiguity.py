@@ -9,7 +9,9 @@ set (report only: defaults are chosen on the validation sets). The figures that 
 ``models/tempo_periodicity.py``. Activations are computed once per clip and decoded with every variant.
 
 Run: ``python benchmarks/bench_tempo_ambiguity.py [--clips 100] [--sets validation footwork] [--json FILE]``
-(about 3 s per clip for the activations, then 0.1-0.5 s per clip and variant on 2 CPU cores).
+(about 0.3 s per clip for the activations, then 0.02-0.5 s per clip, variant and decoder on 2 CPU cores).
+The decoding rate was chosen with ``--clips 300 --variants`` and the names of ``RATE_VARIANTS`` (figures in
+``models/beat_hmm.py``, "Finer than a frame").
 """
 
 from __future__ import annotations
@@ -45,6 +47,25 @@ VARIANTS = {
     "prior 30/s + check 1.5": BeatTrackerConfig(**PRIOR, tempo_prior_per_s=30.0, octave_margin=1.5),
     "defaults": BeatTrackerConfig(),
 }
+#: The decoding rate (``beat_hmm``, "Finer than a frame"): DBN steps per activation frame, sub-frame beat peaks,
+#: and the transition lambda with them (a tempo step at 2-3 steps a frame is 2-3 times finer).
+RATE_VARIANTS = {
+    "x1, whole frames, 30/8 (before)": BeatTrackerConfig(upsample=1, subframe=False, transition_lambda=30.0),
+    "x1 + subframe, 30/8": BeatTrackerConfig(upsample=1, transition_lambda=30.0),
+    "x1 + subframe, 60/8": BeatTrackerConfig(upsample=1, transition_lambda=60.0),
+    "x1 + subframe, 100/8": BeatTrackerConfig(upsample=1, transition_lambda=100.0),
+    "x2 + subframe, 30/8": BeatTrackerConfig(upsample=2, transition_lambda=30.0),
+    "x2 + subframe, 45/8": BeatTrackerConfig(upsample=2, transition_lambda=45.0),
+    "x2 + subframe, 60/8": BeatTrackerConfig(upsample=2, transition_lambda=60.0),
+    "x2 + subframe, 100/8": BeatTrackerConfig(upsample=2, transition_lambda=100.0),
+    "x2 + subframe, 150/8": BeatTrackerConfig(upsample=2, transition_lambda=150.0),
+    "x2 + subframe, 200/8": BeatTrackerConfig(upsample=2, transition_lambda=200.0),
+    "x3 + subframe, 30/8": BeatTrackerConfig(upsample=3, transition_lambda=30.0),
+    "x3 + subframe, 60/8": BeatTrackerConfig(upsample=3, transition_lambda=60.0),
+    "x3 + subframe, 90/8": BeatTrackerConfig(upsample=3, transition_lambda=90.0),
+    "x3 + subframe, 135/8": BeatTrackerConfig(upsample=3, transition_lambda=135.0),
+}
+VARIANTS.update(RATE_VARIANTS)
 DECODERS = ("Viterbi (full)", "Viterbi (full causal)", "fixed lag 15 (full causal)", "fixed lag 30 (full causal)")
 FOOTWORK_CONFIG = dataclasses.replace(
     TRAIN_CONFIG, duration_s=(30.0, 30.0),

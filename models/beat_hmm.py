@@ -77,11 +77,54 @@ clearly stronger periodicity (``octave_margin`` times, and above ``octave_floor`
 with the tempo range cut to +-``OCTAVE_REGION`` around that relative. On by default (margin 1.5, chosen on
 validation clips: ``tempo_periodicity``). The forward filter (``OnlineBeatTracker``) ignores it; the
 fixed-lag tracker has a causal form (``fixed_lag_beats``: ``octave_window_s``, ``octave_penalty``).
-``octave_check=False`` with no prior is madmom's decoder exactly.
+``octave_check=False`` with no prior, ``upsample=1`` and ``subframe=False`` is madmom's decoder exactly.
 
-Defaults are for our model rate: ``fps=30``, 60-180 BPM, ``transition_lambda=30``,
-``observation_lambda=8``, ``threshold=0``, ``correct=True``. madmom's own defaults (55-215 BPM,
-``transition_lambda=100``, ``observation_lambda=16``) are tuned for 100 fps, where a beat spans
+*Finer than a frame* (``upsample``, ``subframe``). madmom runs the DBN at the activation's rate, 100 fps for
+audio. At our 30 fps a beat interval is a whole number of 33 ms frames: 163.6 and 180 BPM are 11 and 10
+frames, 10 % apart, so a dancer at 171 BPM (10.5 frames) gets beats 10 and 11 frames apart and a tempo 4.5-5 %
+off, outside Acc1's 4 %; from 145 BPM up some tempi cannot be decoded within 4 %. Two remedies, both on by default:
+
+* the DBN takes ``upsample`` steps per activation frame, the activation interpolated linearly between frames
+  (``upsample_activation``; the streaming trackers step ``upsample`` times per frame, ``frame_steps``). Its
+  intervals, beat frames and lag are in these steps (``dbn_fps``). Each step's observation density is raised
+  to ``1 / upsample`` (``RNNBeatTrackingObservationModel.evidence_weight``): a frame is one observation however
+  many steps it is spread over (without this the evidence outweighed the tempo transitions: validation F of the
+  causal model 0.7-1.1 lower at two steps, 100 clips);
+* ``subframe``: with ``correct``, each beat moves to the vertex of the parabola through the activation at its
+  peak frame and the frames either side (``subframe_offset``, at most half a frame).
+
+The transition lambda prices a relative tempo change, and a step of an interval is ``upsample`` times finer, so
+it was chosen with the rate. Chosen on validation clips only (``benchmarks/bench_tempo_ambiguity.py --clips 300
+--variants`` with the ``RATE_VARIANTS``; weights of 4 December 2026), 300 clips of each set of that benchmark,
+mean of F and Acc1 (%) over both sets; the rule, fixed before the held-out figures: the best mean over the three
+decoders, no decoder losing validation F:
+
+=================================  ====================  ====================  ====================
+variant (steps/frame, lambda/8)    full, Viterbi         causal, Viterbi       causal, lag 30
+=================================  ====================  ====================  ====================
+x1, whole frames, 30 (before)      86.7 (F 88.8 / 80.3)  82.7 (F 83.3 / 74.3)  81.3 (F 82.4 / 73.7)
+x1 + subframe, 30                  88.1                  84.5                  83.2
+x1 + subframe, 60                  90.0                  86.8                  84.0
+x1 + subframe, 100                 90.1                  86.2                  83.1
+x2 + subframe, 30                  89.8                  86.3                  84.2
+x2 + subframe, 60                  89.8                  87.3                  84.8
+x2 + subframe, 100                 90.8                  87.7                  85.1
+x2 + subframe, 150                 90.3                  87.5                  84.8
+x2 + subframe, 200                 89.6                  86.8                  85.0
+x3 + subframe, 30                  90.8                  86.6                  85.2
+x3 + subframe, 60                  91.1                  88.0                  85.8
+x3 + subframe, 90                  91.6                  88.7                  86.4
+x3 + subframe, 135 (default)       91.5 (F 92.1 / 84.1)  89.3 (F 87.3 / 80.2)  86.6 (F 85.0 / 78.1)
+=================================  ====================  ====================  ====================
+
+(F in brackets: validation / footwork set.) Acc1 of the causal lag-30 tracker went from 86.3 / 82.7 to
+91.3 / 92.0. Cost: three steps a frame and three times the states, about 3x the tracker's time per frame
+(0.06 -> 0.19 ms at lag 30 on the development machine).
+
+Defaults are for our model rate: ``fps=30``, 60-180 BPM, ``upsample=3``, ``subframe=True``,
+``transition_lambda=135``, ``observation_lambda=8``, ``threshold=0``, ``correct=True``. The paragraph below
+is about one step per frame (``upsample=1``), where the lambdas were first set to 30/8. madmom's own defaults
+(55-215 BPM, ``transition_lambda=100``, ``observation_lambda=16``) are tuned for 100 fps, where a beat spans
 28-109 frames. At 30 fps a beat spans 10-30 frames, so (a) the beat range (1/16 of a beat) shrinks to
 a single frame above 112 BPM and any +-1 frame of timing jitter falls outside it, and (b) a one-frame
 tempo correction is a 3-10 % interval change that lambda=100 prices at exp(-3) to exp(-10). Viterbi
@@ -143,13 +186,17 @@ class BeatTrackerConfig:
     ``octave_margin`` / ``octave_floor`` (a relative's periodicity must exceed the decoded tempo's by this
     factor, and this value), and for the fixed-lag tracker ``octave_window_s`` (the running periodicity's time
     constant, s) and ``octave_penalty`` (log weight per frame taken off the tempo states a relative dominates).
+
+    Decoding rate (module docstring, "Finer than a frame"): ``upsample``, how many DBN steps each activation
+    frame is interpolated to (1: madmom's one step per frame); ``subframe``, with ``correct``, each beat at the
+    vertex of a parabola through the activation at its peak and the frames either side.
     """
 
     fps: float = MODEL_FPS
     min_bpm: float = 60.0
     max_bpm: float = 180.0
     num_tempi: int | None = None
-    transition_lambda: float = 30.0
+    transition_lambda: float = 135.0
     observation_lambda: int = 8
     threshold: float = 0.0
     correct: bool = True
@@ -161,6 +208,8 @@ class BeatTrackerConfig:
     octave_floor: float = 0.1
     octave_window_s: float = 8.0
     octave_penalty: float = 1.0
+    upsample: int = 3
+    subframe: bool = True
 
     def __post_init__(self) -> None:
         for name in ("fps", "min_bpm", "max_bpm", "transition_lambda"):
@@ -176,6 +225,8 @@ class BeatTrackerConfig:
             )
         if self.num_tempi is not None and (not isinstance(self.num_tempi, int) or self.num_tempi < 1):
             raise ValueError(f"num_tempi must be None or an int >= 1, got {self.num_tempi!r}")
+        if not isinstance(self.upsample, int) or isinstance(self.upsample, bool) or self.upsample < 1:
+            raise ValueError(f"upsample must be an int >= 1, got {self.upsample!r}")
         if not isinstance(self.observation_lambda, int) or self.observation_lambda < 2:
             raise ValueError(f"observation_lambda must be an int >= 2, got {self.observation_lambda!r}")
         if not (isinstance(self.threshold, int | float) and 0.0 <= self.threshold < 1.0):
@@ -201,6 +252,11 @@ class BeatTrackerConfig:
     def max_interval(self) -> float:
         """Longest beat interval in frames (at ``min_bpm``)."""
         return 60.0 * self.fps / self.min_bpm
+
+    @property
+    def dbn_fps(self) -> float:
+        """The rate the DBN runs at: ``fps * upsample`` (its state space, beat frames and lag are in these frames)."""
+        return float(self.fps) * self.upsample
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -295,12 +351,15 @@ class RNNBeatTrackingObservationModel:
 
     beat_range: np.ndarray
     observation_lambda: int
+    evidence_weight: float = 1.0  # densities ** this: 1 / upsample, so each activation frame counts once
 
     @classmethod
-    def from_state_space(cls, st: BeatStateSpace, observation_lambda: int) -> RNNBeatTrackingObservationModel:
+    def from_state_space(cls, st: BeatStateSpace, observation_lambda: int,
+                         evidence_weight: float = 1.0) -> RNNBeatTrackingObservationModel:
         return cls(
             beat_range=_readonly(st.state_positions < 1.0 / observation_lambda),
             observation_lambda=observation_lambda,
+            evidence_weight=evidence_weight,
         )
 
     def densities(self, activation: np.ndarray) -> np.ndarray:
@@ -308,14 +367,17 @@ class RNNBeatTrackingObservationModel:
         a = np.clip(np.asarray(activation, dtype=np.float64).reshape(-1), ACTIVATION_EPS, 1.0 - ACTIVATION_EPS)
         dens = np.stack(((1.0 - a) / (self.observation_lambda - 1), a), axis=1)
         dens[np.isnan(a)] = 1.0
-        return dens
+        return dens if self.evidence_weight == 1.0 else dens ** self.evidence_weight
 
     def frame_densities(self, a: float) -> tuple[float, float]:
         """``densities`` of one frame as (non-beat, beat), without the array overhead of the streaming path."""
         if math.isnan(a):
             return 1.0, 1.0
         b = min(max(a, ACTIVATION_EPS), 1.0 - ACTIVATION_EPS)
-        return (1.0 - b) / (self.observation_lambda - 1), b
+        nb = (1.0 - b) / (self.observation_lambda - 1)
+        if self.evidence_weight == 1.0:
+            return nb, b
+        return nb ** self.evidence_weight, b ** self.evidence_weight
 
     def log_densities(self, activation: np.ndarray) -> np.ndarray:
         """Log of ``densities``. Shape: (N,) -> (N, 2)."""
@@ -442,13 +504,14 @@ class BeatHMM:
 
 @functools.lru_cache(maxsize=16)
 def build_beat_hmm(config: BeatTrackerConfig) -> BeatHMM:
-    """The (cached, read-only) HMM of a config."""
-    st = BeatStateSpace.from_intervals(config.min_interval, config.max_interval, config.num_tempi)
+    """The (cached, read-only) HMM of a config, at its DBN rate (``dbn_fps``: intervals in those frames)."""
+    u = config.upsample
+    st = BeatStateSpace.from_intervals(config.min_interval * u, config.max_interval * u, config.num_tempi)
     tm = BeatTransitionModel.from_state_space(st, config.transition_lambda)
-    om = RNNBeatTrackingObservationModel.from_state_space(st, config.observation_lambda)
+    om = RNNBeatTrackingObservationModel.from_state_space(st, config.observation_lambda, 1.0 / u)
     if config.tempo_prior_bpm is None:
         return BeatHMM(st=st, tm=tm, om=om, initial_distribution=_readonly(np.full(st.num_states, 1.0 / st.num_states)))
-    fps = float(config.fps)
+    fps = config.dbn_fps
     mass = tempo_prior_masses(st.intervals, fps, config.tempo_prior_bpm, config.tempo_prior_octaves)
     initial = mass[st.state_chains] / st.state_intervals
     weight = None
@@ -490,6 +553,42 @@ def path_to_beat_frames(path: np.ndarray, activation: np.ndarray, hmm: BeatHMM, 
     return minima[beat_range[minima]]
 
 
+def upsample_activation(activation: np.ndarray, factor: int) -> np.ndarray:
+    """Linear interpolation to ``factor`` samples per frame: frame t lands on sample ``t * factor``.
+
+    A NaN frame stays NaN and makes the samples between it and its neighbours NaN (missing); the frames
+    themselves keep their values exactly. Shape: (T,) -> ((T - 1) * factor + 1,) ((0,) for T = 0).
+    """
+    a = np.asarray(activation, dtype=np.float64).reshape(-1)
+    if factor == 1 or a.size < 2:
+        return a.copy()
+    frac = np.arange(factor) / factor  # (u,) the offsets of one frame's samples
+    inner = a[:-1, None] + (a[1:] - a[:-1])[:, None] * frac[None, :]  # (T - 1, u); NaN spreads to its span
+    inner[:, 0] = a[:-1]  # the frames themselves exactly (NaN - NaN would spread a NaN onto a good frame)
+    return np.concatenate((inner.reshape(-1), a[-1:]))
+
+
+def subframe_offset(left: float, peak: float, right: float) -> float:
+    """Where a parabola through three equally spaced samples peaks, in sample spacings from the middle one:
+    in [-0.5, 0.5] when the middle one is the largest, 0 when it is not a strict peak or a value is NaN."""
+    den = left - 2.0 * peak + right
+    if not (den < 0.0 and peak >= left and peak >= right):  # also False for any NaN
+        return 0.0
+    return min(max(0.5 * (left - right) / den, -0.5), 0.5)
+
+
+def refine_beat_frames(frames: np.ndarray, activation: np.ndarray, spacing: int) -> np.ndarray:
+    """Beat frames moved to the parabolic peak of ``activation`` (``subframe_offset`` of the samples
+    ``spacing`` either side: the activation's own frames at ``upsample = spacing``). Frames whose neighbours
+    fall outside the activation stay where they are. Shape: (N,) int, (T,) -> (N,) float frames."""
+    out = np.asarray(frames, dtype=np.float64).copy()
+    a = np.asarray(activation, dtype=np.float64)
+    for i, f in enumerate(np.asarray(frames, dtype=np.int64)):
+        if f - spacing >= 0 and f + spacing < a.size:
+            out[i] += spacing * subframe_offset(a[f - spacing], a[f], a[f + spacing])
+    return out
+
+
 def decode_beats(activation: np.ndarray, config: BeatTrackerConfig = BeatTrackerConfig()) -> np.ndarray:  # noqa: B008
     """Offline Viterbi beat tracking (madmom's ``DBNBeatTrackingProcessor.process_offline``).
 
@@ -518,22 +617,27 @@ def decode_beats_and_tempo(activation: np.ndarray,
         activation, first = threshold_activations(activation, config.threshold)
     if activation.size == 0:
         return np.empty(0), float("nan")
-    frames, tempo = _viterbi_beats(activation, config)
+    fine = upsample_activation(activation, config.upsample)
+    frames, tempo = _viterbi_beats(fine, config)
     if config.octave_check and np.isfinite(tempo):
+        # the periodicity is read at the activation's own rate: the tempo region it gives is in BPM
         region = octave_check_region(activation, tempo, config)
         if region is not None:
-            frames, tempo = _viterbi_beats(activation, region)
-    return (frames + first) / float(config.fps), tempo
+            frames, tempo = _viterbi_beats(fine, region)
+    return (frames + first * config.upsample) / config.dbn_fps, tempo
 
 
 def _viterbi_beats(activation: np.ndarray, config: BeatTrackerConfig) -> tuple[np.ndarray, float]:
-    """Beat frames (N,) and path tempo (BPM, NaN without a path) of one Viterbi decode."""
+    """Beat frames (N,) (float with ``subframe``) and path tempo (BPM, NaN without a path) of one Viterbi
+    decode of an activation (T,) at the DBN rate."""
     hmm = build_beat_hmm(config)
     path, _ = hmm.viterbi(activation)
     if path.size == 0:
         return np.empty(0, dtype=np.int64), float("nan")
     frames = path_to_beat_frames(path, activation, hmm, config.correct)
-    return frames, 60.0 * float(config.fps) / float(np.median(hmm.st.state_intervals[path]))
+    if config.correct and config.subframe:
+        frames = refine_beat_frames(frames, activation, config.upsample)
+    return frames, 60.0 * config.dbn_fps / float(np.median(hmm.st.state_intervals[path]))
 
 
 #: The octave check re-decodes inside this factor either side of the dominating relative's tempo (a sixth
@@ -574,7 +678,9 @@ class BeatTrackerState:
     ``frame``: number of frames processed. ``last_beat_frame``: frame of the last reported beat
     (0 before any, as in madmom). ``started``: whether an activation has reached ``threshold``.
     ``pending_frame`` / ``pending_value``: with peak correction, the frame and activation of the
-    beat not yet reported (-1 / 0.0 when there is none).
+    beat not yet reported (-1 / 0.0 when there is none). Frames are DBN steps (``upsample`` per activation
+    frame). ``previous_activation``: the last activation frame, to interpolate the next one's steps from
+    (NaN before the first).
     """
 
     forward: np.ndarray
@@ -583,6 +689,7 @@ class BeatTrackerState:
     started: bool = False
     pending_frame: int = -1
     pending_value: float = 0.0
+    previous_activation: float = float("nan")
 
 
 @dataclass(frozen=True, eq=False)
@@ -606,8 +713,9 @@ class BeatEstimate:
     beat_time: float = float("nan")
 
 
-def map_estimate(hmm: BeatHMM, state: int, frame: int, fps: float, beat_frame: int = -1) -> BeatEstimate:
-    """The ``BeatEstimate`` of frame ``frame`` read from a MAP state; ``beat_frame`` >= 0 reports a beat there."""
+def map_estimate(hmm: BeatHMM, state: int, frame: int, fps: float, beat_frame: float = -1) -> BeatEstimate:
+    """The ``BeatEstimate`` of frame ``frame`` (at the DBN rate ``fps``) read from a MAP state; ``beat_frame``
+    >= 0 reports a beat there (a fractional frame with sub-frame peaks)."""
     st = hmm.st
     interval = int(st.state_intervals[state])
     first_next = frame + interval - (state - int(st.first_states[st.state_chains[state]]))
@@ -636,7 +744,7 @@ class OnlineBeatTracker:
         self.config = config
         self.peak_correction = peak_correction
         self.hmm = build_beat_hmm(config)
-        self._fps = float(config.fps)
+        self._fps = config.dbn_fps
         self._min_gap = 60.0 * self._fps / config.max_bpm - 1e-9  # frames between reported beats
         self._state = self.init_state()
 
@@ -652,8 +760,16 @@ class OnlineBeatTracker:
         return self._state
 
     def step(self, state: BeatTrackerState, activation_value: float) -> tuple[BeatTrackerState, BeatEstimate]:
-        """Filter one frame. Pure: ``state`` is not changed."""
+        """Filter one activation frame (``upsample`` DBN steps). Pure: ``state`` is not changed."""
         a = float(activation_value)
+        estimates = []
+        for value in frame_steps(state.previous_activation, a, state.frame == 0, self.config.upsample):
+            state, est = self._dbn_step(state, value)
+            estimates.append(est)
+        return dataclasses.replace(state, previous_activation=a), merge_estimates(estimates)
+
+    def _dbn_step(self, state: BeatTrackerState, a: float) -> tuple[BeatTrackerState, BeatEstimate]:
+        """One step of the filter at the DBN rate."""
         started = state.started or a >= self.config.threshold  # NaN never starts the tracker
         if started:
             fwd = _readonly(self.hmm.forward_step(state.forward, *self.hmm.om.frame_densities(a)))
@@ -698,6 +814,24 @@ class OnlineBeatTracker:
     def process_offline(self, activation: np.ndarray) -> np.ndarray:
         """The causal estimator over a whole sequence from a fresh state. Shape: (T,) -> (N,) beat times (s)."""
         return run_tracker(self.step, self.init_state(), activation)[1]
+
+
+def frame_steps(previous: float, value: float, first: bool, upsample: int) -> list[float]:
+    """The DBN steps of one activation frame, as ``upsample_activation`` makes them: the frame itself if it is
+    the first, else the ``upsample`` samples from just after the previous frame up to this one."""
+    if first or upsample == 1:
+        return [value]
+    return [previous + (value - previous) * k / upsample for k in range(1, upsample)] + [value]
+
+
+def merge_estimates(estimates: list[BeatEstimate]) -> BeatEstimate:
+    """One activation frame's estimate from those of its DBN steps: the last step's, reporting the beat any of
+    them reported (at most one: reports are at least half the shortest beat apart)."""
+    last = estimates[-1]
+    beat = next((e for e in estimates if e.is_beat), None)
+    if beat is None or beat is last:
+        return last
+    return dataclasses.replace(last, is_beat=True, beat_time=beat.beat_time)
 
 
 StateT = TypeVar("StateT")

@@ -13,8 +13,11 @@ Beats come from the decided states as the offline ``correct=True`` does: one bea
 beat-range states, at the activation peak inside the run, reported when the run ends (so at least
 ``lag + 1`` frames after the peak; ``BeatEstimate.beat_time`` is the peak). The phase, tempo and next
 beats of each ``BeatEstimate`` come from the best end state of frame t (no lag), like the forward
-filter's MAP state. Per frame: one Viterbi step (O(S + K^2)) plus a back-track of ``lag`` frames,
-which jumps a beat at a time (a few Python steps); memory: ``lag + 1`` frames of backpointers.
+filter's MAP state. The DBN runs at ``upsample`` steps per activation frame (``beat_hmm``, "Finer than a
+frame": the activation interpolated between frames, each beat at the parabolic peak of the activation
+frames around it), so ``lag`` activation frames are ``lag * upsample`` steps. Per activation frame:
+``upsample`` Viterbi steps (O(S + K^2) each) plus a back-track of the lag, which jumps a beat at a time
+(a few Python steps); memory: ``lag * upsample + 1`` steps of backpointers.
 
 *Octave check* (``BeatTrackerConfig.octave_check``, on by default): the causal form of the offline check
 of ``beat_hmm``. The state carries a running periodicity of the activation (``tempo_periodicity``: an
@@ -41,8 +44,11 @@ from rhythmicnet.models.beat_hmm import (
     BeatEstimate,
     BeatTrackerConfig,
     build_beat_hmm,
+    frame_steps,
     map_estimate,
+    merge_estimates,
     run_tracker,
+    subframe_offset,
 )
 from rhythmicnet.models.tempo_periodicity import OctaveCheck, RunningPeriodicity, RunningPeriodicityState
 
@@ -63,8 +69,14 @@ class FixedLagState:
     ``decided``: frames decided so far. ``run_peak`` / ``run_value``: frame and activation of the peak
     of the open beat-range run (-1 / -inf without one). ``last_beat``: frame of the last reported beat.
     ``periodicity`` / ``octave_log_weight``: with the octave check, the running periodicity of the activation
-    and the log weight (S,) it puts on each state (0, or -``octave_penalty`` per frame on the tempo states a
-    relative dominates); None without the check.
+    and the log weight (S,) it puts on each state (0, or -``octave_penalty`` per activation frame on the tempo
+    states a relative dominates); None without the check. ``run_offset``: the open run's peak's sub-frame
+    offset (DBN frames). ``previous_activation``: the last activation frame (NaN before the first).
+
+    Frames are DBN steps (``upsample`` per activation frame); the activation ring holds ``upsample`` more
+    frames than the backpointers, so a peak's neighbours an activation frame either side are still there
+    when it is decided. Shapes: backpointers (lag * upsample + 1, K), activations (lag * upsample +
+    upsample + 1,).
     """
 
     log_delta: np.ndarray
@@ -77,6 +89,8 @@ class FixedLagState:
     last_beat: float = -math.inf
     periodicity: RunningPeriodicityState | None = None
     octave_log_weight: np.ndarray | None = None
+    run_offset: float = 0.0
+    previous_activation: float = math.nan
 
 
 class FixedLagBeatTracker:
@@ -96,27 +110,32 @@ class FixedLagBeatTracker:
             raise ValueError(f"lag must be an int >= 0, got {lag!r}")
         self.config, self.lag = config, lag
         self.hmm = build_beat_hmm(config)
-        self._fps = float(config.fps)
+        self._u = config.upsample
+        self._lag = lag * self._u  # in DBN frames
+        self._fps = config.dbn_fps
+        self._n_bp, self._n_act = self._lag + 1, self._lag + self._u + 1  # ring sizes
         # two reports closer than half the shortest beat are one beat decided twice (the decisions of
         # successive back-tracks need not join up); the offline decoder has no such guard
         self._min_gap = 0.5 * 60.0 * self._fps / config.max_bpm
         self._beat_range = self.hmm.om.beat_range
         self._periodicity: RunningPeriodicity | None = None
         if config.octave_check:
-            self._periodicity = RunningPeriodicity(self._fps, config.min_interval, config.max_interval,
+            # the periodicity runs at the activation's own rate (one update per activation frame)
+            fps = float(config.fps)
+            self._periodicity = RunningPeriodicity(fps, config.min_interval, config.max_interval,
                                                    config.octave_window_s)
             # the check waits for a window's worth of frames (and at least the comb's longest lag)
-            self._octave_from = max(self._periodicity.max_lag, int(round(config.octave_window_s * self._fps)))
-            self._octave = OctaveCheck(self.hmm.st.intervals, config.min_interval, config.max_interval)
+            self._octave_from = max(self._periodicity.max_lag, int(round(config.octave_window_s * fps)))
+            self._octave = OctaveCheck(self.hmm.st.intervals / self._u, config.min_interval, config.max_interval)
         self._state = self.init_state()
 
     def init_state(self) -> FixedLagState:
         with np.errstate(divide="ignore"):
             v = np.log(self.hmm.initial_distribution)
-        n, k = self.lag + 1, self.hmm.st.num_intervals
+        k = self.hmm.st.num_intervals
         per = None if self._periodicity is None else self._periodicity.init_state()
-        return FixedLagState(_frozen(v), _frozen(np.zeros((n, k), dtype=np.int64)), _frozen(np.zeros(n)),
-                             periodicity=per)
+        return FixedLagState(_frozen(v), _frozen(np.zeros((self._n_bp, k), dtype=np.int64)),
+                             _frozen(np.zeros(self._n_act)), periodicity=per)
 
     def _octave_weight(self, per: RunningPeriodicityState) -> np.ndarray | None:
         """The octave check's log weight per state (S,) from a running periodicity (None before it acts)."""
@@ -126,7 +145,8 @@ class FixedLagBeatTracker:
         bad = self._octave.dominated(rp.autocorrelation(per), cfg.octave_margin, cfg.octave_floor)
         if not bad.any():
             return None
-        return _frozen(np.where(bad, -cfg.octave_penalty, 0.0)[self.hmm.st.state_chains])
+        # the penalty is per activation frame: spread over its DBN steps
+        return _frozen(np.where(bad, -cfg.octave_penalty / self._u, 0.0)[self.hmm.st.state_chains])
 
     def reset(self) -> None:
         self._state = self.init_state()
@@ -136,54 +156,72 @@ class FixedLagBeatTracker:
         """The state that ``process_online`` carries."""
         return self._state
 
-    def _decide(self, st: FixedLagState, frame: int, state: int) -> tuple[FixedLagState, int]:
-        """Feed the decided HMM state of ``frame``; returns the new state and the frame of a beat whose
+    def _decide(self, st: FixedLagState, frame: int, state: int) -> tuple[FixedLagState, float]:
+        """Feed the decided HMM state of ``frame``; returns the new state and the (sub-)frame of a beat whose
         run ends here (-1 for none)."""
-        a = float(st.activations[frame % (self.lag + 1)])
+        a = float(st.activations[frame % self._n_act])
         value = -math.inf if math.isnan(a) else a
-        beat = -1
+        beat = -1.0
         if self._beat_range[state]:
             if st.run_peak < 0 or value > st.run_value:
-                st = replace(st, run_peak=frame, run_value=value)
+                st = replace(st, run_peak=frame, run_value=value, run_offset=self._peak_offset(st, frame, a))
         elif st.run_peak >= 0:
             st, beat = self._close_run(st)
         return replace(st, decided=frame + 1), beat
 
-    def _close_run(self, st: FixedLagState) -> tuple[FixedLagState, int]:
-        peak = st.run_peak
-        st = replace(st, run_peak=-1, run_value=-math.inf)
+    def _peak_offset(self, st: FixedLagState, frame: int, a: float) -> float:
+        """A peak's sub-frame offset (DBN frames) from the activation frames either side (0 without
+        ``subframe``, or when one of them is not in the ring: the clip's ends, lag 0)."""
+        u = self._u
+        if not (self.config.subframe and self.config.correct) or frame - u < 0 or frame + u >= st.frame:
+            return 0.0
+        left, right = (float(st.activations[f % self._n_act]) for f in (frame - u, frame + u))
+        return u * subframe_offset(left, a, right)
+
+    def _close_run(self, st: FixedLagState) -> tuple[FixedLagState, float]:
+        peak, offset = st.run_peak, st.run_offset
+        st = replace(st, run_peak=-1, run_value=-math.inf, run_offset=0.0)
         if peak - st.last_beat >= self._min_gap:
-            return replace(st, last_beat=peak), peak
-        return st, -1
+            return replace(st, last_beat=peak), peak + offset
+        return st, -1.0
 
     def step(self, state: FixedLagState, activation_value: float) -> tuple[FixedLagState, BeatEstimate]:
-        """One new frame. Pure: ``state`` is not changed. The estimate reports a beat (``beat_time``)
-        decided at this frame, if any."""
+        """One new activation frame (``upsample`` DBN steps). Pure: ``state`` is not changed. The estimate
+        reports a beat (``beat_time``) decided at this frame, if any."""
         a = float(activation_value)
-        t, n = state.frame, self.lag + 1
-        acts, bts = state.activations.copy(), state.backpointers.copy()
-        acts[t % n] = a
-        # the observation model's log densities, as the offline Viterbi takes them (NaN: the path coasts)
-        log_nb, log_b = (math.log(d) for d in self.hmm.om.frame_densities(a))
-        log_obs = np.where(self._beat_range, log_b, log_nb)
-        if self.hmm.state_log_weight is not None:
-            log_obs += self.hmm.state_log_weight
         per, octave = state.periodicity, state.octave_log_weight
         if self._periodicity is not None and per is not None:
             per = self._periodicity.step(per, a)
             if per.frames % OCTAVE_EVERY == 0:
                 octave = self._octave_weight(per)
-            if octave is not None:
-                log_obs += octave
-        v, bts[t % n] = self.hmm.viterbi_step(state.log_delta, log_obs)
+        state = replace(state, periodicity=per, octave_log_weight=octave)
+        estimates = []
+        for value in frame_steps(state.previous_activation, a, state.frame == 0, self._u):
+            state, est = self._dbn_step(state, value)
+            estimates.append(est)
+        return replace(state, previous_activation=a), merge_estimates(estimates)
+
+    def _dbn_step(self, state: FixedLagState, a: float) -> tuple[FixedLagState, BeatEstimate]:
+        """One Viterbi step at the DBN rate, and the decision of the frame ``lag`` steps back."""
+        t = state.frame
+        acts, bts = state.activations.copy(), state.backpointers.copy()
+        acts[t % self._n_act] = a
+        # the observation model's log densities, as the offline Viterbi takes them (NaN: the path coasts)
+        log_nb, log_b = (math.log(d) for d in self.hmm.om.frame_densities(a))
+        log_obs = np.where(self._beat_range, log_b, log_nb)
+        if self.hmm.state_log_weight is not None:
+            log_obs += self.hmm.state_log_weight
+        if state.octave_log_weight is not None:
+            log_obs += state.octave_log_weight
+        v, bts[t % self._n_bp] = self.hmm.viterbi_step(state.log_delta, log_obs)
         v -= v.max()  # keep the log deltas bounded (the argmax is unchanged)
         best = int(v.argmax())
-        st = replace(state, log_delta=_frozen(v), backpointers=_frozen(bts), activations=_frozen(acts), frame=t + 1,
-                     periodicity=per, octave_log_weight=octave)
-        beat = -1
-        d = t - self.lag
+        st = replace(state, log_delta=_frozen(v), backpointers=_frozen(bts), activations=_frozen(acts), frame=t + 1)
+        beat = -1.0
+        d = t - self._lag
         if d >= 0:
-            decided = best if self.lag == 0 else int(self.hmm.backtrack(best, t, d, lambda f: bts[f % n])[0])
+            n = self._n_bp
+            decided = best if self._lag == 0 else int(self.hmm.backtrack(best, t, d, lambda f: bts[f % n])[0])
             st, beat = self._decide(st, d, decided)
         return st, map_estimate(self.hmm, best, t, self._fps, beat)
 
@@ -202,7 +240,7 @@ class FixedLagBeatTracker:
         st = self._state if state is None else state
         if st.frame == 0:
             return np.empty(0)
-        n = self.lag + 1
+        n = self._n_bp
         path = self.hmm.backtrack(int(st.log_delta.argmax()), st.frame - 1, st.decided,
                                   lambda f: st.backpointers[f % n])
         beats = []

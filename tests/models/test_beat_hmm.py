@@ -128,12 +128,14 @@ def _madmom_processor(madmom_beats, config: BeatTrackerConfig, online: bool = Fa
     )
 
 
+#: madmom decodes one DBN step per activation frame, each beat on a whole frame
+MADMOM_RATE = {"upsample": 1, "subframe": False}
 MADMOM_CONFIGS = (
-    BeatTrackerConfig(),
-    BeatTrackerConfig(transition_lambda=100.0, observation_lambda=16),  # madmom's own lambdas
-    BeatTrackerConfig(correct=False),
-    BeatTrackerConfig(threshold=0.3),
-    BeatTrackerConfig(min_bpm=50.0, max_bpm=200.0, num_tempi=25),
+    BeatTrackerConfig(**MADMOM_RATE),
+    BeatTrackerConfig(transition_lambda=100.0, observation_lambda=16, **MADMOM_RATE),  # madmom's own lambdas
+    BeatTrackerConfig(correct=False, **MADMOM_RATE),
+    BeatTrackerConfig(threshold=0.3, **MADMOM_RATE),
+    BeatTrackerConfig(min_bpm=50.0, max_bpm=200.0, num_tempi=25, **MADMOM_RATE),
 )
 
 
@@ -252,9 +254,10 @@ def test_offline_viterbi_accuracy_and_online_gap(synthetic_set):
 
 
 def test_madmom_lambdas_at_30fps_are_worse(synthetic_set):
-    """Why our defaults differ from madmom's (tuned at 100 fps): measured, not assumed."""
-    ours = BeatTrackerConfig()
-    madmoms = BeatTrackerConfig(transition_lambda=100.0, observation_lambda=16)
+    """Why our lambdas differ from madmom's (tuned at 100 fps) at one DBN step per 30 fps frame: measured,
+    not assumed."""
+    ours = BeatTrackerConfig(transition_lambda=30.0, **MADMOM_RATE)
+    madmoms = BeatTrackerConfig(transition_lambda=100.0, observation_lambda=16, **MADMOM_RATE)
     f_ours = np.mean([f_measure(ref, decode_beats(act, ours)) for _, _, act, ref in synthetic_set])
     f_madmom = np.mean([f_measure(ref, decode_beats(act, madmoms)) for _, _, act, ref in synthetic_set])
     print(
@@ -461,9 +464,10 @@ def test_decoded_tempo_stays_inside_a_pinned_range():
     pinned = BeatTrackerConfig(min_bpm=78.4, max_bpm=81.6)
     beats, tempo = decode_beats_and_tempo(act, pinned)
     np.testing.assert_array_equal(beats, decode_beats(act, pinned))
-    # the range as the state space has it: whole-frame intervals (22 and 23 frames at 30 fps)
+    # the range as the state space has it: whole-step intervals at the DBN rate (44-46 steps at 60 per second)
     intervals = build_beat_hmm(pinned).st.intervals
-    assert 60.0 * FPS / intervals.max() - 1e-9 <= tempo <= 60.0 * FPS / intervals.min() + 1e-9
+    rate = pinned.dbn_fps
+    assert 60.0 * rate / intervals.max() - 1e-9 <= tempo <= 60.0 * rate / intervals.min() + 1e-9
     assert 78.0 <= tempo <= 82.0
     # on a steady input inside the range the path's tempo is the beats' tempo
     act, _ = synthetic_activation(120.0, seed=4, dropout=0.0, jitter=0.0)

@@ -61,7 +61,9 @@ def test_streaming_in_chunks_and_flush_equal_process_offline():
         got.extend(beat_times(tracker.process_online(chunk)))
     got.extend(tracker.flush())
     np.testing.assert_allclose(got, whole)
-    assert tracker.state.frame == len(act) and tracker.state.decided == len(act) - 12  # flush keeps the state
+    # flush keeps the state (its frames are DBN steps: the first activation frame one, every later one u)
+    u = tracker.config.upsample
+    assert tracker.state.frame == (len(act) - 1) * u + 1 and tracker.state.decided == tracker.state.frame - 12 * u
     # a second pass without reset carries the first pass's state, and so differs; after reset it does not
     second = beat_times(tracker.process_online(act))
     assert len(second) != len(whole) or not np.allclose(second, whole)
@@ -79,7 +81,7 @@ def test_step_is_pure():
     again, est2 = tracker.step(state, 0.8)
     np.testing.assert_array_equal(state.log_delta, before[0])
     np.testing.assert_array_equal(state.backpointers, before[1])
-    assert (state.frame, state.decided) == before[2:] and new.frame == state.frame + 1
+    assert (state.frame, state.decided) == before[2:] and new.frame == state.frame + tracker.config.upsample
     np.testing.assert_array_equal(new.log_delta, again.log_delta)
     assert est.phase == est2.phase and not new.log_delta.flags.writeable
 

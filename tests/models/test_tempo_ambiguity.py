@@ -31,6 +31,9 @@ from rhythmicnet.models.tempo_periodicity import (
 FPS = 30.0
 PRIOR = {"tempo_prior_bpm": 120.0, "tempo_prior_octaves": 1.0}
 OFF = BeatTrackerConfig(octave_check=False)
+#: The decoder before "finer than a frame" (one DBN step per 30 fps frame, whole-frame beats, lambda 30): it counts
+#: the steps of ``steps_between_beats(weak=0.35)`` where the default rate alone finds the beat.
+WHOLE = {"upsample": 1, "subframe": False, "transition_lambda": 30.0}
 
 
 def steps_between_beats(period: float, weak: float, seconds: float = 30.0, strong: float = 0.9) -> np.ndarray:
@@ -45,7 +48,7 @@ def steps_between_beats(period: float, weak: float, seconds: float = 30.0, stron
 
 # ------------------------------------------------------------------------------------------ the prior
 def test_prior_masses_are_a_distribution_peaking_at_the_centre():
-    cfg = BeatTrackerConfig(**PRIOR)
+    cfg = BeatTrackerConfig(**PRIOR, upsample=1)  # one DBN step per frame: intervals in 30 fps frames
     hmm = build_beat_hmm(cfg)
     k, s = hmm.st.num_intervals, hmm.st.num_states
     mass = tempo_prior_masses(hmm.st.intervals, FPS, 120.0, 1.0)
@@ -72,14 +75,20 @@ def test_log_prior_is_a_log_normal_in_octaves():
 
 
 def test_per_frame_weight_is_constant_in_a_chain_and_scales_with_its_rate():
-    hmm = build_beat_hmm(BeatTrackerConfig(**PRIOR, tempo_prior_per_s=30.0))
+    hmm = build_beat_hmm(BeatTrackerConfig(**PRIOR, tempo_prior_per_s=30.0, upsample=1))  # one step per frame
     w = hmm.state_log_weight
     assert w is not None and w.shape == (hmm.st.num_states,) and not w.flags.writeable
     chain = tempo_log_prior(60 * FPS / hmm.st.intervals, 120.0, 1.0)  # at 30 per second: once per frame
     np.testing.assert_allclose(w, chain[hmm.st.state_chains])
     assert hmm.st.intervals[hmm.st.state_chains[np.argmax(w)]] == 15
-    w3 = build_beat_hmm(BeatTrackerConfig(**PRIOR, tempo_prior_per_s=3.0)).state_log_weight
+    w3 = build_beat_hmm(BeatTrackerConfig(**PRIOR, tempo_prior_per_s=3.0, upsample=1)).state_log_weight
     np.testing.assert_allclose(w3, w / 10)
+    # at two DBN steps per frame each step carries half of it: the same weight per second
+    w2 = build_beat_hmm(BeatTrackerConfig(**PRIOR, tempo_prior_per_s=30.0, upsample=2)).state_log_weight
+    hmm2 = build_beat_hmm(BeatTrackerConfig(**PRIOR, upsample=2))
+    assert w2 is not None
+    np.testing.assert_allclose(w2, 0.5 * tempo_log_prior(60 * 2 * FPS / hmm2.st.intervals, 120.0, 1.0)[
+        hmm2.st.state_chains])
     # the initial distribution only, and no prior at all (madmom's uniform start)
     assert build_beat_hmm(BeatTrackerConfig(**PRIOR)).state_log_weight is None
     plain = build_beat_hmm(BeatTrackerConfig())
@@ -112,12 +121,13 @@ def test_steps_between_beats_decode_at_the_beat_with_the_check_and_the_prior():
     period = 20.0  # 90 BPM; steps on the 'and' at 0.35 of the beats' height
     act = steps_between_beats(period, weak=0.35)
     tempo = {name: decode_beats_and_tempo(act, cfg)[1] for name, cfg in (
-        ("plain", OFF),
-        ("prior", BeatTrackerConfig(octave_check=False, **PRIOR, tempo_prior_per_s=30.0)),
-        ("check", BeatTrackerConfig()),
-        ("both", BeatTrackerConfig(**PRIOR, tempo_prior_per_s=30.0)))}
-    assert tempo["plain"] == pytest.approx(180.0, rel=0.04)  # the DBN alone counts the steps
-    for name in ("prior", "check", "both"):
+        ("plain", BeatTrackerConfig(octave_check=False, **WHOLE)),
+        ("prior", BeatTrackerConfig(octave_check=False, **PRIOR, tempo_prior_per_s=30.0, **WHOLE)),
+        ("check", BeatTrackerConfig(**WHOLE)),
+        ("both", BeatTrackerConfig(**PRIOR, tempo_prior_per_s=30.0, **WHOLE)),
+        ("finer", OFF))}
+    assert tempo["plain"] == pytest.approx(180.0, rel=0.04)  # one DBN step per frame alone counts the steps
+    for name in ("prior", "check", "both", "finer"):  # the default rate finds the beat without either
         assert tempo[name] == pytest.approx(90.0, rel=0.04), name
     beats, _ = decode_beats_and_tempo(act, BeatTrackerConfig())
     assert tempo_from_beats(beats) == pytest.approx(90.0, rel=0.04)
@@ -146,7 +156,8 @@ def test_running_periodicity_follows_the_clip():
 def test_streaming_check_moves_the_tracker_to_the_beat():
     act = steps_between_beats(20.0, weak=0.35)
     second_half = slice(act.size // 2, None)
-    for cfg, bpm in ((OFF, 180.0), (BeatTrackerConfig(), 90.0)):
+    for cfg, bpm in ((BeatTrackerConfig(octave_check=False, **WHOLE), 180.0), (BeatTrackerConfig(**WHOLE), 90.0),
+                     (OFF, 90.0), (BeatTrackerConfig(), 90.0)):
         estimates = FixedLagBeatTracker(cfg, lag=15).process_online(act)
         assert np.median([e.tempo_bpm for e in estimates[second_half]]) == pytest.approx(bpm, rel=0.04)
         late = beat_times(estimates)
@@ -186,8 +197,12 @@ def test_streaming_check_keeps_the_contract():
 
 def test_the_forward_filter_takes_the_prior():
     act = steps_between_beats(20.0, weak=0.35)
-    plain = OnlineBeatTracker(OFF).process_online(act)
-    prior = OnlineBeatTracker(BeatTrackerConfig(**PRIOR, tempo_prior_per_s=30.0)).process_online(act)
+    plain = OnlineBeatTracker(BeatTrackerConfig(octave_check=False, **WHOLE)).process_online(act)
+    prior = OnlineBeatTracker(BeatTrackerConfig(**PRIOR, tempo_prior_per_s=30.0, **WHOLE)).process_online(act)
     tail = slice(act.size // 2, None)
     assert np.median([e.tempo_bpm for e in plain[tail]]) == pytest.approx(180.0, rel=0.04)
     assert np.median([e.tempo_bpm for e in prior[tail]]) == pytest.approx(90.0, rel=0.04)
+    # at the default rate the filter finds the beat with or without the prior
+    for cfg in (OFF, BeatTrackerConfig(**PRIOR, tempo_prior_per_s=30.0)):
+        tempi = [e.tempo_bpm for e in OnlineBeatTracker(cfg).process_online(act)[tail]]
+        assert np.median(tempi) == pytest.approx(90.0, rel=0.04)
