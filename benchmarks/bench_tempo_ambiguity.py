@@ -49,22 +49,12 @@ VARIANTS = {
 }
 #: The decoding rate (``beat_hmm``, "Finer than a frame"): DBN steps per activation frame, sub-frame beat peaks,
 #: and the transition lambda with them (a tempo step at 2-3 steps a frame is 2-3 times finer).
-RATE_VARIANTS = {
-    "x1, whole frames, 30/8 (before)": BeatTrackerConfig(upsample=1, subframe=False, transition_lambda=30.0),
-    "x1 + subframe, 30/8": BeatTrackerConfig(upsample=1, transition_lambda=30.0),
-    "x1 + subframe, 60/8": BeatTrackerConfig(upsample=1, transition_lambda=60.0),
-    "x1 + subframe, 100/8": BeatTrackerConfig(upsample=1, transition_lambda=100.0),
-    "x2 + subframe, 30/8": BeatTrackerConfig(upsample=2, transition_lambda=30.0),
-    "x2 + subframe, 45/8": BeatTrackerConfig(upsample=2, transition_lambda=45.0),
-    "x2 + subframe, 60/8": BeatTrackerConfig(upsample=2, transition_lambda=60.0),
-    "x2 + subframe, 100/8": BeatTrackerConfig(upsample=2, transition_lambda=100.0),
-    "x2 + subframe, 150/8": BeatTrackerConfig(upsample=2, transition_lambda=150.0),
-    "x2 + subframe, 200/8": BeatTrackerConfig(upsample=2, transition_lambda=200.0),
-    "x3 + subframe, 30/8": BeatTrackerConfig(upsample=3, transition_lambda=30.0),
-    "x3 + subframe, 60/8": BeatTrackerConfig(upsample=3, transition_lambda=60.0),
-    "x3 + subframe, 90/8": BeatTrackerConfig(upsample=3, transition_lambda=90.0),
-    "x3 + subframe, 135/8": BeatTrackerConfig(upsample=3, transition_lambda=135.0),
-}
+RATE_STEPS_AND_LAMBDAS = ((1, 30), (1, 60), (1, 100), (2, 30), (2, 45), (2, 60), (2, 100), (2, 150), (2, 200),
+                          (3, 30), (3, 60), (3, 90), (3, 135))
+RATE_VARIANTS = {"x1, whole frames, 30/8 (before)":
+                 BeatTrackerConfig(upsample=1, subframe=False, transition_lambda=30.0)}
+RATE_VARIANTS.update({f"x{u} + subframe, {lam}/8": BeatTrackerConfig(upsample=u, transition_lambda=float(lam))
+                      for u, lam in RATE_STEPS_AND_LAMBDAS})
 VARIANTS.update(RATE_VARIANTS)
 DECODERS = ("Viterbi (full)", "Viterbi (full causal)", "fixed lag 15 (full causal)", "fixed lag 30 (full causal)")
 FOOTWORK_CONFIG = dataclasses.replace(
