@@ -9,11 +9,20 @@ are skipped cleanly when it is absent.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# A suite started in the background of a non-interactive shell (``cmd &`` with no job control) inherits SIGINT
+# ignored, as POSIX has it for asynchronous commands; Python then installs no KeyboardInterrupt handler and every
+# child inherits the ignored signal, so the Ctrl-C tests saw no interrupt (a clean-clone run of 5 December 2026:
+# SigIgn 0x5001006 in the pytest process and its children). Give the suite Python's usual handler, as a terminal
+# would; a handler (unlike SIG_IGN) is reset to the default in the children at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def find_shared_dir() -> Path | None:
