@@ -44,10 +44,8 @@ from rhythmicnet.models.beat_hmm import (
     BeatEstimate,
     BeatTrackerConfig,
     build_beat_hmm,
-    frame_steps,
-    map_estimate,
-    merge_estimates,
     run_tracker,
+    step_frame,
     subframe_offset,
 )
 from rhythmicnet.models.tempo_periodicity import OctaveCheck, RunningPeriodicity, RunningPeriodicityState
@@ -195,14 +193,11 @@ class FixedLagBeatTracker:
             if per.frames % OCTAVE_EVERY == 0:
                 octave = self._octave_weight(per)
         state = replace(state, periodicity=per, octave_log_weight=octave)
-        estimates = []
-        for value in frame_steps(state.previous_activation, a, state.frame == 0, self._u):
-            state, est = self._dbn_step(state, value)
-            estimates.append(est)
-        return replace(state, previous_activation=a), merge_estimates(estimates)
+        return step_frame(self._dbn_step, state, a, self._u, self.hmm, self._fps)
 
-    def _dbn_step(self, state: FixedLagState, a: float) -> tuple[FixedLagState, BeatEstimate]:
-        """One Viterbi step at the DBN rate, and the decision of the frame ``lag`` steps back."""
+    def _dbn_step(self, state: FixedLagState, a: float) -> tuple[FixedLagState, int, float]:
+        """One Viterbi step at the DBN rate, and the decision of the frame ``lag`` steps back: the new state,
+        the best end state and the (sub-)frame of a beat decided here (-1 for none)."""
         t = state.frame
         acts, bts = state.activations.copy(), state.backpointers.copy()
         acts[t % self._n_act] = a
@@ -223,7 +218,7 @@ class FixedLagBeatTracker:
             n = self._n_bp
             decided = best if self._lag == 0 else int(self.hmm.backtrack(best, t, d, lambda f: bts[f % n])[0])
             st, beat = self._decide(st, d, decided)
-        return st, map_estimate(self.hmm, best, t, self._fps, beat)
+        return st, best, beat
 
     def process_online(self, chunk: np.ndarray) -> list[BeatEstimate]:
         """Step through a chunk of frames, carrying the state from the previous call. Shape: (T,) -> T estimates."""
