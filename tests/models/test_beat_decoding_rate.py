@@ -9,6 +9,7 @@ import pytest
 from rhythmicnet.models.beat_hmm import (
     BeatTrackerConfig,
     OnlineBeatTracker,
+    build_beat_hmm,
     decode_beats,
     decode_beats_and_tempo,
     subframe_offset,
@@ -17,6 +18,7 @@ from rhythmicnet.models.beat_hmm import (
 )
 from rhythmicnet.models.fixed_lag_beats import FixedLagBeatTracker
 from tests.models.test_beat_hmm import FPS, MADMOM_RATE, synthetic_activation
+from tests.models.test_tempo_ambiguity import steps_between_beats
 
 
 def test_upsampling_keeps_the_frames_and_interpolates_between_them():
@@ -105,3 +107,29 @@ def test_streaming_trackers_step_upsample_times_per_frame_and_keep_their_contrac
 def test_a_bad_upsample_is_refused(upsample):
     with pytest.raises(ValueError, match="upsample"):
         BeatTrackerConfig(upsample=upsample)
+
+
+def test_each_step_carries_a_third_of_a_frames_evidence_at_three_steps():
+    """A frame is one observation however many DBN steps it is spread over: the densities of one step are
+    those of one-step decoding to the power 1 / upsample (the log-densities of a frame's steps sum to one
+    frame's)."""
+    one = build_beat_hmm(BeatTrackerConfig(upsample=1)).om
+    three = build_beat_hmm(BeatTrackerConfig(upsample=3)).om
+    assert one.evidence_weight == 1.0 and three.evidence_weight == pytest.approx(1 / 3)
+    a = np.array([0.0, 0.02, 0.3, 0.97, 1.0, np.nan])
+    np.testing.assert_allclose(3 * three.log_densities(a), one.log_densities(a), atol=1e-12)  # log(1 - 1e-12)
+    for v in a:
+        np.testing.assert_allclose(np.array(three.frame_densities(float(v))) ** 3, one.frame_densities(float(v)))
+
+
+def test_the_streaming_octave_penalty_is_per_activation_frame():
+    act = steps_between_beats(20.0, weak=0.35)
+    for upsample in (1, 3):
+        tracker = FixedLagBeatTracker(BeatTrackerConfig(upsample=upsample), lag=15)
+        state = tracker.init_state()
+        for a in act[:300]:
+            state, _ = tracker.step(state, a)
+        w = state.octave_log_weight
+        assert w is not None and w.min() < 0
+        # spread over a frame's steps: per frame the same penalty at any rate
+        np.testing.assert_allclose(np.unique(w), [-tracker.config.octave_penalty / upsample, 0.0])
