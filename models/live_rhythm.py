@@ -11,7 +11,8 @@ Per arriving frame (any rate, any clock) :class:`LiveRhythm` runs, for each 30 f
 5. :class:`~.fixed_lag_beats.FixedLagBeatTracker` (tempo, phase and the next beats at once; beats 1 s late);
 6. :class:`~.movement_onset.MovementOnsetDetector` (the low-latency style reaction);
 7. :class:`~.beat_predictor.BeatPredictor` (the beat grid live play sends notes on, a Kalman filter over
-   the decided beats).
+   the decided beats; each frame's grid looks ahead with the tracker's tentative beats of the last half
+   second, :meth:`~.beat_predictor.BeatPredictor.lookahead`).
 
 The tracker's decision lag here is ``LIVE_LAG`` (15 frames, 0.5 s), not the offline default of 1 s: the
 grid is extrapolated from the decided beats, and half a second fresher beats predict better. On the first
@@ -126,7 +127,10 @@ class LiveRhythm:
             onset_state, onset = self.onsets.advance(onset_state, norm, conf)
             if estimate.is_beat:
                 predictor = self.predictor.step(predictor, estimate.beat_time)
-            out.append(LiveFrame(float(t), activation, downbeat, estimate, onset, self.predictor.grid(predictor)))
+            ahead = predictor
+            if predictor.mean is not None and self.predictor.config.tentative_min_age_s is not None:
+                ahead = self.predictor.lookahead(predictor, self.tracker.tentative_beats(tracker), float(t))
+            out.append(LiveFrame(float(t), activation, downbeat, estimate, onset, self.predictor.grid(ahead)))
         return LiveRhythmState(resampler, body, features, beat, tracker, onset_state, predictor), out
 
     def process_online(self, time: float, keypoints: np.ndarray, confidence: np.ndarray) -> list[LiveFrame]:

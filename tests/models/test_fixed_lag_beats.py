@@ -110,3 +110,23 @@ def test_missing_frames_coast_and_bad_arguments_raise():
         FixedLagBeatTracker(BeatTrackerConfig(threshold=0.2))
     with pytest.raises(ValueError, match="1-D"):
         FixedLagBeatTracker().process_offline(np.zeros((3, 2)))
+
+
+def test_tentative_beats_are_what_flush_would_add_and_leave_the_state_alone():
+    """Every frame: the tentative beats (the undecided frames' beats on the current best path) equal what
+    ``flush`` of that state returns, NaN gaps included, and the state is not changed."""
+    act, _ = synthetic_activation(128.0, seed=21, spurious_rate=0.6)
+    act = act.copy()
+    act[200:215] = np.nan
+    for lag in (0, 15):
+        tracker = FixedLagBeatTracker(lag=lag)
+        state, n_tentative = tracker.init_state(), 0
+        for a in act:
+            state, _ = tracker.step(state, float(a))
+            frame, decided = state.frame, state.decided
+            got = tracker.tentative_beats(state)
+            np.testing.assert_array_equal(got, tracker.flush(state))
+            assert (state.frame, state.decided) == (frame, decided)
+            n_tentative += len(got)
+        assert n_tentative > (len(act) // 10 if lag else 0)
+    assert FixedLagBeatTracker().tentative_beats(FixedLagBeatTracker().init_state()).size == 0

@@ -46,11 +46,46 @@ def test_online_equals_offline_and_each_stage_in_turn():
     expected = tracker.process_online(activation)
     np.testing.assert_array_equal(tempo, [e.tempo_bpm for e in expected])
     np.testing.assert_array_equal(is_beat, [e.is_beat for e in expected])
-    # the predicted grid is the beat predictor's over the decided beats
-    predictor = BeatPredictor(stage.predictor.config)
-    grids = [predictor.process_online(e.beat_time if e.is_beat else None) for e in expected]
-    assert [f.grid for f in offline] == grids
+    assert [f.grid for f in offline] == _expected_grids(stage, activation, times)
     np.testing.assert_array_equal(onset, MovementOnsetDetector().process_offline(norm, frames.confidence))
+
+
+def _expected_grids(stage: LiveRhythm, activation: np.ndarray, times: np.ndarray) -> list:
+    """The grid of each frame from the tracker and the predictor run by hand: the predictor's state over the
+    decided beats, looked ahead with the tracker's tentative beats of that frame."""
+    tracker, predictor = FixedLagBeatTracker(lag=LIVE_LAG), BeatPredictor(stage.predictor.config)
+    ts, ps, grids = tracker.init_state(), predictor.state, []
+    for a, t in zip(activation, times, strict=True):
+        ts, e = tracker.step(ts, float(a))
+        if e.is_beat:
+            ps = predictor.step(ps, e.beat_time)
+        grids.append(predictor.grid(predictor.lookahead(ps, tracker.tentative_beats(ts), float(t))))
+    return grids
+
+
+def test_the_grid_looks_ahead_with_the_tentative_beats():
+    """On a synthetic dancer with the shipped causal model: every frame's grid is the predictor's over the
+    decided beats plus that frame's tentative beats; the tentative beats move it on some frames (it would
+    otherwise lag the decided beats by the decision lag), and without them it is the decided beats' grid."""
+    from dataclasses import replace
+
+    from rhythmicnet.models.beat_model import load_beat_model
+    from rhythmicnet.offline.beat_eval_set import EVAL_CONFIG, validation_clip
+
+    seq = validation_clip(2000, EVAL_CONFIG).sequence
+    model = load_beat_model("full_causal")
+    stage = LiveRhythm(model)
+    frames = stage.process_offline(seq)
+    act, times = np.array([f.activation for f in frames]), np.array([f.time for f in frames])
+    grids = [f.grid for f in frames]
+    assert sum(g is not None for g in grids) > len(grids) // 2
+    assert grids == _expected_grids(stage, act, times)
+    off = LiveRhythm(model, predictor=replace(stage.predictor.config, tentative_min_age_s=None))
+    plain = [f.grid for f in off.process_offline(seq)]
+    differ = sum(a != b for a, b in zip(grids, plain, strict=True))
+    assert differ > 0.1 * len(grids)
+    decided = BeatPredictor(stage.predictor.config)
+    assert plain == [decided.process_online(f.estimate.beat_time if f.estimate.is_beat else None) for f in frames]
 
 
 def test_step_is_pure_and_a_second_pass_without_reset_differs():
