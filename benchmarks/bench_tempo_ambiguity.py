@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats
-from rhythmicnet.models.beat_model import load_beat_model
+from rhythmicnet.models.beat_model import load_beat_model, output_delay
 from rhythmicnet.models.clip_preparation import prepare_clip
 from rhythmicnet.models.fixed_lag_beats import FixedLagBeatTracker
 from rhythmicnet.offline.beat_eval_set import TRAIN_CONFIG, eval_clips, validation_clip
@@ -73,12 +73,15 @@ def clips(name: str, n: int) -> Iterator[SyntheticDance]:
     raise SystemExit(f"unknown set {name!r} (validation, footwork, heldout)")
 
 
-def decode(decoder: str, cfg: BeatTrackerConfig, act_full: np.ndarray, act_causal: np.ndarray) -> np.ndarray:
+def decode(decoder: str, cfg: BeatTrackerConfig, act_full: np.ndarray, act_causal: np.ndarray,
+           delay: int = 0) -> np.ndarray:
+    """``delay``: the causal model's ``output_delay``; a fixed lag counts from the frame scored, so the
+    tracker's own lag is what is left of it."""
     if decoder == "Viterbi (full)":
         return decode_beats(act_full, cfg)
     if decoder == "Viterbi (full causal)":
         return decode_beats(act_causal, cfg)
-    return FixedLagBeatTracker(cfg, int(decoder.split()[2])).process_offline(act_causal)
+    return FixedLagBeatTracker(cfg, max(1, int(decoder.split()[2]) - delay)).process_offline(act_causal)
 
 
 def main() -> None:
@@ -108,7 +111,8 @@ def main() -> None:
         out[name] = {}
         for decoder in DECODERS:
             for v in variants:
-                s = [score_clip(ref, decode(decoder, VARIANTS[v], af, ac)) for ref, af, ac in recs]
+                delay = output_delay(causal)
+                s = [score_clip(ref, decode(decoder, VARIANTS[v], af, ac, delay)) for ref, af, ac in recs]
                 fig = [100 * float(np.mean([getattr(c, k) for c in s])) for k in ("f_measure", "acc1", "acc2")]
                 out[name][f"{decoder} | {v}"] = {"f_measure": fig[0], "acc1": fig[1], "acc2": fig[2]}
                 print(f"  {decoder:<28} {v:<24} F {fig[0]:5.1f}  Acc1 {fig[1]:5.1f}  Acc2 {fig[2]:5.1f}", flush=True)

@@ -713,6 +713,12 @@ class BeatEstimate:
     next_beats: np.ndarray = field(repr=False)
     beat_time: float = float("nan")
 
+    def shifted(self, seconds: float) -> BeatEstimate:
+        """The same estimate with every time moved by ``seconds`` (a tracker fed a delayed model's
+        activations runs ``output_delay`` frames behind the frames it scores: shift by minus that)."""
+        return dataclasses.replace(self, time=self.time + seconds, next_beats=self.next_beats + seconds,
+                                   beat_time=self.beat_time + seconds)
+
 
 def map_estimate(hmm: BeatHMM, state: int, frame: int, fps: float, beat_frame: float = -1) -> BeatEstimate:
     """The ``BeatEstimate`` of frame ``frame`` (at the DBN rate ``fps``) read from a MAP state; ``beat_frame``

@@ -60,6 +60,11 @@ def is_causal(model: torch.nn.Module) -> bool:
     return bool(getattr(getattr(model, "config", None), "causal", False))
 
 
+def output_delay(model: torch.nn.Module | None) -> int:
+    """Frames a beat model's output lags its input (``BeatNetConfig.output_delay``; 0 for the others)."""
+    return int(getattr(getattr(model, "config", None), "output_delay", 0))
+
+
 def has_beat_model(name: str, weights_dir: str | os.PathLike[str] = WEIGHTS_DIR) -> bool:
     d = Path(weights_dir)
     return (d / f"beat_{name}.json").is_file() and (d / f"beat_{name}.pt").is_file()

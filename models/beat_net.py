@@ -143,6 +143,10 @@ class BeatNetConfig:
     #: Attention window of the causal model, frames (6 s at 30 fps). Ignored when ``causal`` is False
     #: (the offline model attends to the whole input it is given).
     window: int = 180
+    #: Frames the causal model's output lags its input: the logit it gives at frame t is the beat
+    #: activation of frame t - output_delay, so the network sees that many frames after the frame it
+    #: scores (0: strictly causal; only with ``causal``; consumers realign with :func:`align_output`).
+    output_delay: int = 0
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
@@ -169,6 +173,10 @@ class BeatNetConfig:
             raise ValueError("at least one of use_stgcn and use_transformer must be True")
         if not self.use_transformer and (self.use_ssm or self.use_rel_attn):
             raise ValueError("use_ssm and use_rel_attn need use_transformer=True")
+        if not isinstance(self.output_delay, int) or isinstance(self.output_delay, bool) or self.output_delay < 0:
+            raise ValueError(f"output_delay must be an int >= 0, got {self.output_delay!r}")
+        if self.output_delay and not self.causal:
+            raise ValueError("output_delay is for the causal model (the offline model sees the whole clip)")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -852,6 +860,27 @@ class BeatNetStream:
             beat[start:stop] = b[0, start - first :]
             downbeat[start:stop] = d[0, start - first :]
         return self._probabilities(beat, downbeat)
+
+
+def delay_targets(target: np.ndarray, delay: int) -> np.ndarray:
+    """Per-frame targets as a model with ``output_delay = delay`` must output them: frame t carries
+    frame t - delay's target (zeros before). Shape: (T,) -> (T,)."""
+    if delay <= 0:
+        return target
+    out = np.zeros_like(target)
+    out[delay:] = target[: len(target) - delay]
+    return out
+
+
+def align_output(values: np.ndarray, delay: int) -> np.ndarray:
+    """A delayed model's per-frame outputs put back on the frames they score: frame t gets the output
+    given at t + delay; the last ``delay`` frames, which the clip ended before scoring, get 0.
+    The inverse of :func:`delay_targets` where both are defined. Shape: (T,) -> (T,)."""
+    if delay <= 0:
+        return values
+    out = np.zeros_like(values)
+    out[: len(values) - delay] = values[delay:]
+    return out
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

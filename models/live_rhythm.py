@@ -85,14 +85,20 @@ class LiveRhythm:
     (``beat_full_causal``), in eval mode; ``graphs``: the backend of its step graph."""
 
     def __init__(self, beat_model: BeatNet, *, graphs: GraphFactory = torch_graph,
-                 tracker: BeatTrackerConfig = BeatTrackerConfig(fps=MODEL_FPS), lag: int = LIVE_LAG,  # noqa: B008
+                 tracker: BeatTrackerConfig = BeatTrackerConfig(fps=MODEL_FPS), lag: int | None = None,  # noqa: B008
                  predictor: BeatPredictorConfig | None = None, source: str = "beat_full_causal") -> None:
         if not beat_model.config.causal:
             raise ValueError("LiveRhythm needs the causal beat model")
         self.beat_model = beat_model.eval()
+        #: A delayed beat model (``output_delay`` frames) scores frame t - delay at frame t: the tracker then
+        #: runs that many frames behind the clock, and its times are shifted back by ``_tracker_offset``.
+        delay = beat_model.config.output_delay
+        self._tracker_offset = -delay / MODEL_FPS
+        # the decision lag counts from the frame scored: the tracker's own lag is what is left of LIVE_LAG
+        self.lag = max(1, LIVE_LAG - delay) if lag is None else lag
         self.resampler = StreamResampler(MODEL_FPS)
         self.body = RunningBodyFrame()
-        self.tracker = FixedLagBeatTracker(tracker, lag)
+        self.tracker = FixedLagBeatTracker(tracker, self.lag)
         self.onsets = MovementOnsetDetector()
         self.predictor = BeatPredictor(predictor or BeatPredictorConfig(min_period_s=60.0 / tracker.max_bpm,
                                                                        max_period_s=60.0 / tracker.min_bpm))
@@ -124,12 +130,15 @@ class LiveRhythm:
             activation = float(1.0 / (1.0 + np.exp(-float(res["beat_logit"][0]))))
             downbeat = float(1.0 / (1.0 + np.exp(-float(res["downbeat_logit"][0]))))
             tracker, estimate = self.tracker.step(tracker, activation)
+            if self._tracker_offset:
+                estimate = estimate.shifted(self._tracker_offset)
             onset_state, onset = self.onsets.advance(onset_state, norm, conf)
             if estimate.is_beat:
                 predictor = self.predictor.step(predictor, estimate.beat_time)
             ahead = predictor
             if predictor.mean is not None and self.predictor.config.tentative_min_age_s is not None:
-                ahead = self.predictor.lookahead(predictor, self.tracker.tentative_beats(tracker), float(t))
+                tentative = self.tracker.tentative_beats(tracker) + self._tracker_offset
+                ahead = self.predictor.lookahead(predictor, tentative, float(t))
             out.append(LiveFrame(float(t), activation, downbeat, estimate, onset, self.predictor.grid(ahead)))
         return LiveRhythmState(resampler, body, features, beat, tracker, onset_state, predictor), out
 

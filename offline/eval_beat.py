@@ -47,6 +47,7 @@ from rhythmicnet.models.beat_model import (
     downbeats_from,
     is_causal,
     load_beat_model,
+    output_delay,
     windowed_logits,
 )
 from rhythmicnet.models.clip_preparation import PreparedClip, prepare_clip
@@ -138,11 +139,14 @@ def base_model(row: str) -> str:
     return "full_causal" if row in STREAMING_ROWS else row
 
 
-def decode_row(act: np.ndarray, row: str) -> np.ndarray:
-    """Beat times (s) of a row from its activation (T,): Viterbi, or the row's streaming tracker."""
+def decode_row(act: np.ndarray, row: str, delay: int = 0) -> np.ndarray:
+    """Beat times (s) of a row from its activation (T,), on the frames it scores: Viterbi, or the row's
+    streaming tracker. ``delay``: the model's ``output_delay`` (frames); the fixed-lag tracker's own lag is
+    what is left of ``DEFAULT_LAG`` after it, so a delayed model decides its beats as late as a strictly
+    causal one (the forward filter's beats come ``delay`` frames late)."""
     cfg = BeatTrackerConfig(fps=MODEL_FPS)
     if row == "full_causal_streaming":
-        return FixedLagBeatTracker(cfg).process_offline(act)
+        return FixedLagBeatTracker(cfg, max(1, DEFAULT_LAG - delay)).process_offline(act)
     if row == "full_causal_filter":
         return OnlineBeatTracker(cfg).process_offline(act)
     return decode_beats(act, cfg)
@@ -191,7 +195,7 @@ def evaluate_rows(rows: Iterable[str], weights_dir: str | os.PathLike[str] = WEI
                 act, down = cache[base]
             else:
                 continue
-            est = decode_row(act, row)
+            est = decode_row(act, row, output_delay(models.get(base)))
             est_down = downbeats_from(est, down) if down is not None else None
             scores[row].append(score_clip(clip.beats, est, clip.downbeats, est_down))
     out = []

@@ -47,7 +47,7 @@ from rhythmicnet.errors import InputError
 from rhythmicnet.fileio import write_text_atomic
 from rhythmicnet.models.beat_features import beat_input_features
 from rhythmicnet.models.beat_hmm import tempo_from_beats
-from rhythmicnet.models.beat_model import is_causal
+from rhythmicnet.models.beat_model import is_causal, output_delay
 from rhythmicnet.models.keypoints import MODEL_FPS, prepare_for_model
 from rhythmicnet.models.onset_activation import onset_activation
 from rhythmicnet.models.skeleton import normalize_clip, normalize_running
@@ -249,7 +249,7 @@ def evaluate_real_clips(
                         if feats is None:
                             feats = beat_input_features(kp, seq.confidence).astype(np.float32)
                         acts[base], _ = clip_activations(models[base], feats)
-            est = decode_row(acts[base], row)
+            est = decode_row(acts[base], row, output_delay(models.get(base)))
             lo, hi = ann.span
             est_span = est[(est >= lo) & (est <= hi)]
             for ref_name, ref in ann.reference_sets().items():

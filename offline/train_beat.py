@@ -36,7 +36,15 @@ from tqdm import tqdm
 from rhythmicnet.errors import InputError
 from rhythmicnet.fileio import atomic_path, ensure_output_dir, write_text_atomic
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats
-from rhythmicnet.models.beat_net import ABLATION_ROWS, BeatNet, BeatNetConfig, ablation_config, beat_loss
+from rhythmicnet.models.beat_net import (
+    ABLATION_ROWS,
+    BeatNet,
+    BeatNetConfig,
+    ablation_config,
+    align_output,
+    beat_loss,
+    delay_targets,
+)
 from rhythmicnet.models.clip_preparation import PreparedClip, prepare_clip
 from rhythmicnet.models.keypoints import MODEL_FPS
 from rhythmicnet.models.tcn_beat import TCNBeat, TCNBeatConfig
@@ -123,6 +131,7 @@ def _batch(cfg: BeatTrainConfig, step: int, rng: np.random.Generator,
            real: Sequence[PreparedClip] = ()) -> dict[str, torch.Tensor]:
     dancer = dataclasses.replace(TRAIN_CONFIG, duration_s=(cfg.clip_seconds, cfg.clip_seconds))
     w = cfg.window_frames
+    delay = int(cfg.arch.get("output_delay", 0))
     feats, bts, dts, masks = [], [], [], []
     for b in range(cfg.batch_size):
         if real and rng.random() < cfg.real_fraction:
@@ -133,7 +142,9 @@ def _batch(cfg: BeatTrainConfig, step: int, rng: np.random.Generator,
         t = len(clip.features)
         start = int(rng.integers(0, max(1, t - w + 1)))
         sl = slice(start, start + w)
-        f, bt, dt = clip.features[sl], clip.beat_target[sl], clip.downbeat_target[sl]
+        # a delayed model scores frame t - delay at frame t: its targets move with it
+        f = clip.features[sl]
+        bt, dt = delay_targets(clip.beat_target, delay)[sl], delay_targets(clip.downbeat_target, delay)[sl]
         pad = w - len(f)
         m = np.ones(w, bool)
         if pad > 0:  # padding at the end, masked out
@@ -162,11 +173,14 @@ def _initial_weights(source: str) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def clip_activations(model: torch.nn.Module, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Beat and downbeat probabilities of a whole clip. Shapes: (T, 17, C) -> (T,), (T,)."""
+    """Beat and downbeat probabilities of a whole clip, on the frames they score (a delayed causal
+    model's outputs realigned, :func:`~rhythmicnet.models.beat_net.align_output`).
+    Shapes: (T, 17, C) -> (T,), (T,)."""
     model.eval()
     out = model(torch.as_tensor(features)[None])
-    return (torch.sigmoid(out.beat_logits[0]).numpy().astype(np.float64),
-            torch.sigmoid(out.downbeat_logits[0]).numpy().astype(np.float64))
+    delay = getattr(getattr(model, "config", None), "output_delay", 0)
+    return (align_output(torch.sigmoid(out.beat_logits[0]).numpy().astype(np.float64), delay),
+            align_output(torch.sigmoid(out.downbeat_logits[0]).numpy().astype(np.float64), delay))
 
 
 def validation_f(model: torch.nn.Module, clips: list[PreparedClip]) -> float:

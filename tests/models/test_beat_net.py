@@ -22,7 +22,9 @@ from rhythmicnet.models.beat_net import (
     _RelativeAttention,
     _SelfSimilarity,
     ablation_config,
+    align_output,
     beat_loss,
+    delay_targets,
 )
 from rhythmicnet.models.skeleton import NUM_JOINTS, adjacency, spatial_partition
 
@@ -80,6 +82,23 @@ def test_config_round_trip_unknown_keys_and_validation() -> None:
         ablation_config("stgcn_tf_rel")
     with pytest.raises(ValueError, match="fixed by the ablation row"):
         ablation_config("tf", use_ssm=True)
+    with pytest.raises(ValueError, match="for the causal model"):
+        BeatNetConfig(output_delay=3)
+    with pytest.raises(ValueError, match="output_delay must be an int >= 0"):
+        BeatNetConfig(causal=True, output_delay=-1)
+    assert BeatNetConfig.from_dict({**cfg.to_dict(), "output_delay": 6}).output_delay == 6
+
+
+def test_delayed_targets_and_realigned_outputs_are_inverse() -> None:
+    """A model with output_delay d is trained on targets moved d frames later and read with its outputs moved
+    d frames earlier: the two moves cancel on every frame both define, and the clip's last d frames, which no
+    output scored, read 0."""
+    x = np.arange(1.0, 11.0)
+    assert np.array_equal(delay_targets(x, 0), x) and np.array_equal(align_output(x, 0), x)
+    moved = delay_targets(x, 3)
+    assert np.array_equal(moved, [0, 0, 0, 1, 2, 3, 4, 5, 6, 7])
+    back = align_output(moved, 3)
+    assert np.array_equal(back[:7], x[:7]) and np.array_equal(back[7:], [0, 0, 0])
 
 
 def test_default_model_size_and_paper_structure() -> None:

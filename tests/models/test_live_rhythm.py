@@ -106,3 +106,39 @@ def test_step_is_pure_and_a_second_pass_without_reset_differs():
     fresh = np.array([f.activation for t, k, c in zip(seq.times, seq.keypoints, seq.confidence, strict=True)
                       for f in stage.process_online(t, k, c)])
     np.testing.assert_array_equal(fresh, first_act)
+
+
+def test_a_delayed_model_runs_its_tracker_behind_the_clock():
+    """A beat model whose output lags its input by ``output_delay`` frames: its activation at frame t scores
+    frame t - delay, so the tracker's lag shrinks by the delay (the decision comes as late as the strictly
+    causal model's) and every tracker time is moved back by delay / fps: the beats it decides, the estimate
+    the engine sees and the tentative beats the grid looks ahead with."""
+    delay = 4
+    seq = moving_body(camera_times(60, 6.0, 0.003, 0.1), unseen=0.02)
+    stage = LiveRhythm(make_model(causal=True, output_delay=delay))
+    assert stage.lag == LIVE_LAG - delay and stage.tracker.lag == LIVE_LAG - delay
+    offline = stage.process_offline(seq)
+    times, activation, *_ = _fields(offline)
+    tracker = FixedLagBeatTracker(lag=LIVE_LAG - delay)
+    expected = tracker.process_online(activation)
+    shift = delay / MODEL_FPS
+    for f, e in zip(offline, expected, strict=True):
+        assert f.estimate.is_beat == e.is_beat and f.estimate.tempo_bpm == e.tempo_bpm
+        np.testing.assert_allclose(f.estimate.time, e.time - shift, atol=1e-12)
+        np.testing.assert_allclose(f.estimate.next_beats, e.next_beats - shift, atol=1e-12)
+        if e.is_beat:
+            np.testing.assert_allclose(f.estimate.beat_time, e.beat_time - shift, atol=1e-12)
+    # the frame times stay the clock's; only the tracker's are shifted
+    np.testing.assert_allclose(times, [e.time for e in expected], atol=1e-9)
+    assert any(e.is_beat for e in expected)
+
+    tr, predictor = FixedLagBeatTracker(lag=LIVE_LAG - delay), BeatPredictor(stage.predictor.config)
+    ts, ps, grids = tr.init_state(), predictor.state, []
+    for a, t in zip(activation, times, strict=True):
+        ts, e = tr.step(ts, float(a))
+        if e.is_beat:
+            ps = predictor.step(ps, e.beat_time - shift)
+        grids.append(predictor.grid(predictor.lookahead(ps, tr.tentative_beats(ts) - shift, float(t))))
+    assert [f.grid for f in offline] == grids
+    # an explicit lag is the tracker's own
+    assert LiveRhythm(make_model(causal=True, output_delay=delay), lag=7).tracker.lag == 7

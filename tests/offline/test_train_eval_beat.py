@@ -186,3 +186,44 @@ def test_a_bad_architecture_override_is_one_line(capsys):
     assert main(["train", "beat", "--arch", "colour=3", "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--arch" in err and "colour" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_delayed_model_trains_on_moved_targets_and_is_read_on_its_frames():
+    """``--arch output_delay=D``: the training batches carry each frame's target D frames later (the same
+    windows and features), the whole-clip activation is the network's output moved D frames earlier (what
+    validation and ``eval beat`` decode), and the streaming row's tracker keeps the total decision lag."""
+    import torch
+
+    from rhythmicnet.models.beat_hmm import BeatTrackerConfig
+    from rhythmicnet.models.beat_net import BeatNet
+    from rhythmicnet.models.fixed_lag_beats import DEFAULT_LAG, FixedLagBeatTracker
+    from rhythmicnet.models.keypoints import MODEL_FPS
+    from rhythmicnet.offline.eval_beat import decode_row
+    from rhythmicnet.offline.train_beat import _batch, build_config, clip_activations
+
+    d = 5
+    plain = BeatTrainConfig(model="full", causal=True, batch_size=2, window_frames=120, clip_seconds=6.0)
+    delayed = BeatTrainConfig(model="full", causal=True, batch_size=2, window_frames=120, clip_seconds=6.0,
+                              arch={"output_delay": d})
+    a = _batch(plain, 3, np.random.default_rng(7))
+    b = _batch(delayed, 3, np.random.default_rng(7))
+    assert torch.equal(a["x"], b["x"]) and torch.equal(a["mask"], b["mask"])
+    assert torch.equal(b["beat"][:, d:], a["beat"][:, :-d]) and torch.equal(b["downbeat"][:, d:], a["downbeat"][:, :-d])
+    assert a["beat"].sum() > 0
+
+    torch.manual_seed(0)
+    model = BeatNet(build_config("full", True, {"output_delay": d, "stgcn_channels": [8, 8], "d_model": 16,
+                                                "d_ff": 32})).eval()
+    x = a["x"][0].numpy()
+    act, down = clip_activations(model, x)
+    with torch.no_grad():
+        raw = torch.sigmoid(model(torch.as_tensor(x)[None]).beat_logits[0]).numpy()
+    np.testing.assert_allclose(act[:-d], raw[d:], atol=1e-7)
+    assert np.all(act[-d:] == 0) and act.shape == down.shape == (len(x),)
+
+    rng = np.random.default_rng(1)
+    acts = rng.random(600) ** 3  # no clear beat: the decisions depend on the lag
+    cfg = BeatTrackerConfig(fps=MODEL_FPS)
+    np.testing.assert_array_equal(decode_row(acts, "full_causal_streaming", d),
+                                  FixedLagBeatTracker(cfg, DEFAULT_LAG - d).process_offline(acts))
+    assert not np.array_equal(decode_row(acts, "full_causal_streaming", d), decode_row(acts, "full_causal_streaming"))
