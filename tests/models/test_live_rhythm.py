@@ -53,13 +53,14 @@ def test_online_equals_offline_and_each_stage_in_turn():
 def _expected_grids(stage: LiveRhythm, activation: np.ndarray, times: np.ndarray) -> list:
     """The grid of each frame from the tracker and the predictor run by hand: the predictor's state over the
     decided beats, looked ahead with the tracker's tentative beats of that frame."""
-    tracker, predictor = FixedLagBeatTracker(lag=LIVE_LAG), BeatPredictor(stage.predictor.config)
+    tracker, predictor = FixedLagBeatTracker(lag=stage.lag), BeatPredictor(stage.predictor.config)
+    shift = stage.beat_model.config.output_delay / MODEL_FPS  # a delayed model's tracker runs behind the clock
     ts, ps, grids = tracker.init_state(), predictor.state, []
     for a, t in zip(activation, times, strict=True):
         ts, e = tracker.step(ts, float(a))
         if e.is_beat:
-            ps = predictor.step(ps, e.beat_time)
-        grids.append(predictor.grid(predictor.lookahead(ps, tracker.tentative_beats(ts), float(t))))
+            ps = predictor.step(ps, e.beat_time - shift)
+        grids.append(predictor.grid(predictor.lookahead(ps, tracker.tentative_beats(ts) - shift, float(t))))
     return grids
 
 
