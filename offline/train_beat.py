@@ -36,6 +36,7 @@ from tqdm import tqdm
 from rhythmicnet.errors import InputError
 from rhythmicnet.fileio import atomic_path, ensure_output_dir, write_text_atomic
 from rhythmicnet.models.beat_hmm import BeatTrackerConfig, decode_beats
+from rhythmicnet.models.beat_model import output_delay
 from rhythmicnet.models.beat_net import (
     ABLATION_ROWS,
     BeatNet,
@@ -178,7 +179,7 @@ def clip_activations(model: torch.nn.Module, features: np.ndarray) -> tuple[np.n
     Shapes: (T, 17, C) -> (T,), (T,)."""
     model.eval()
     out = model(torch.as_tensor(features)[None])
-    delay = getattr(getattr(model, "config", None), "output_delay", 0)
+    delay = output_delay(model)
     return (align_output(torch.sigmoid(out.beat_logits[0]).numpy().astype(np.float64), delay),
             align_output(torch.sigmoid(out.downbeat_logits[0]).numpy().astype(np.float64), delay))
 
